@@ -71,7 +71,7 @@ class Context:
 class Node:
     """One recorded op: ``output = fn(*inputs)``, number ``seq`` on the tape."""
 
-    __slots__ = ("seq", "fn", "ctx", "inputs", "freed")
+    __slots__ = ("ctx", "fn", "freed", "inputs", "seq")
 
     def __init__(self, fn: type[Function], ctx: Context, inputs: tuple[Tensor, ...]):
         self.seq = next(_SEQ)
@@ -146,9 +146,7 @@ def backward(root: Tensor, g: Any = None, retain_graph: bool = False) -> None:
     xp = root.backend.xp
     if g is None:
         if root.size != 1:
-            raise RuntimeError(
-                f"backward() needs an explicit cotangent for an output of shape {root.shape}"
-            )
+            raise RuntimeError(f"backward() needs an explicit cotangent for an output of shape {root.shape}")
         g = xp.ones(root.shape, dtype=root.dtype)
     elif tuple(g.shape) != root.shape:
         raise ValueError(f"backward(): cotangent shape {tuple(g.shape)} != output shape {root.shape}")

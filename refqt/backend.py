@@ -155,7 +155,7 @@ def get_backend(name: str = "numpy") -> Backend:
     if name == "auto":
         name = "cupy" if gpu_available() else "numpy"
     if name not in BACKEND_NAMES:
-        raise ValueError(f"unknown backend {name!r}; expected one of {BACKEND_NAMES + ('auto',)}")
+        raise ValueError(f"unknown backend {name!r}; expected one of {(*BACKEND_NAMES, 'auto')}")
     if name in _CACHE:
         return _CACHE[name]
     if name == "numpy":

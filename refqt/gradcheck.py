@@ -93,7 +93,9 @@ def adjoint_test(
     u = rng.standard_normal(out.shape)
     vs = [rng.standard_normal(tuple(a.shape)) for a in arrays]
     plus = [backend_of(a).asarray(_host(a) + eps * v, dtype=a.dtype) for a, v in zip(arrays, vs, strict=True)]
-    minus = [backend_of(a).asarray(_host(a) - eps * v, dtype=a.dtype) for a, v in zip(arrays, vs, strict=True)]
+    minus = [
+        backend_of(a).asarray(_host(a) - eps * v, dtype=a.dtype) for a, v in zip(arrays, vs, strict=True)
+    ]
     jv = (_run(fn, plus) - _run(fn, minus)) / (2 * eps)
     lhs = float(np.sum(u * jv))
     rhs = float(sum(np.sum(g * v) for g, v in zip(vjp(fn, arrays, u), vs, strict=True)))

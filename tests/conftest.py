@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import settings
 
-from refqt.backend import gpu_available, get_backend
+from refqt.backend import get_backend, gpu_available
 
 # Derandomized: the same examples on every run, so CI is reproducible.
 settings.register_profile("refqt", derandomize=True, deadline=None, max_examples=40, print_blob=True)

@@ -109,7 +109,9 @@ def test_format_tape_lists_ops_in_order():
     text = format_tape(y)
     lines = text.splitlines()
     assert lines[0].startswith("%0 = param x (2, 3)")
-    assert [ln.split("=")[1].split("(")[0].strip() for ln in lines if "Mul" in ln or "Add" in ln or "ReLU" in ln] == [
+    assert [
+        ln.split("=")[1].split("(")[0].strip() for ln in lines if "Mul" in ln or "Add" in ln or "ReLU" in ln
+    ] == [
         "Mul",
         "Add",
         "ReLU",

@@ -286,7 +286,7 @@ def neg(x: Tensor) -> Tensor:
     return Neg.apply(as_tensor(x))
 
 
-def pow(x: Tensor, p: float) -> Tensor:  # noqa: A001 (mirrors the operator)
+def pow(x: Tensor, p: float) -> Tensor:
     if isinstance(p, Tensor):
         raise TypeError("pow: the exponent must be a Python number, not a Tensor")
     return Pow.apply(as_tensor(x), p=p)
