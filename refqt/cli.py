@@ -1,0 +1,81 @@
+"""The ``refqt`` command line: ``refqt info``, ``refqt --version``.
+
+Each subcommand is a small module with one function that adds its parser::
+
+    def add_parser(subparsers: argparse._SubParsersAction) -> None:
+        parser = subparsers.add_parser("demo", help="...")
+        parser.add_argument(...)
+        parser.set_defaults(run=run)    # run(args) -> int, the exit status
+
+and :func:`build_parser` calls it, one plain line per subcommand. ``info``
+below is written that way. Planned subcommands (not there yet): ``train``,
+``demo``, ``variance``, ``reproduce``, ``bench``, each in ``refqt/experiments/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+from collections.abc import Sequence
+from importlib import metadata
+
+import refqt
+from refqt.backend import available_backends, get_backend
+
+
+def _version(distribution: str) -> str:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def run_info(args: argparse.Namespace) -> int:
+    """Print versions and the backends usable on this machine."""
+    usable = available_backends()
+    if "cupy" in usable:
+        cupy_line = f"{get_backend('cupy').native.__version__} (a GPU works)"
+    else:
+        cupy_line = "not usable here (CuPy not installed, or no working GPU)"
+    lines = [
+        f"refqt             {refqt.__version__}",
+        f"python            {platform.python_version()} ({sys.executable})",
+        f"platform          {platform.platform()}",
+        f"numpy             {_version('numpy')}",
+        f"array-api-compat  {_version('array-api-compat')}",
+        f"array-api-strict  {_version('array-api-strict')}",
+        f"cupy              {cupy_line}",
+        f"backends usable   {', '.join(usable)}",
+        f"backend 'auto'    {get_backend('auto').name}",
+    ]
+    print("\n".join(lines))
+    return 0
+
+
+def add_info_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``refqt info``."""
+    parser = subparsers.add_parser("info", help="versions and the backends usable on this machine")
+    parser.set_defaults(run=run_info)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="refqt",
+        description="Fully quantized training in plain NumPy (Chen et al., NeurIPS 2020).",
+    )
+    parser.add_argument("--version", action="version", version=f"refqt {refqt.__version__}")
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
+    add_info_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    return args.run(args)
