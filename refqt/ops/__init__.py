@@ -20,20 +20,50 @@ from refqt.ops.arith import (
     tanh,
     where,
 )
+from refqt.ops.attention import scaled_dot_product_attention
+from refqt.ops.dropout import dropout
+from refqt.ops.embedding import embedding
+from refqt.ops.linalg import linear, matmul
+from refqt.ops.loss import cross_entropy
+from refqt.ops.norm import batch_norm, layer_norm
+from refqt.ops.reduce import max, mean, sum, var
+from refqt.ops.shape import broadcast_to, concat, getitem, permute, reshape, stack, swapaxes
+from refqt.ops.softmax import log_softmax, softmax
 
 __all__ = [
     "add",
+    "batch_norm",
+    "broadcast_to",
+    "concat",
+    "cross_entropy",
     "div",
+    "dropout",
+    "embedding",
     "exp",
     "gelu",
+    "getitem",
+    "layer_norm",
+    "linear",
     "log",
+    "log_softmax",
+    "matmul",
+    "max",
+    "mean",
     "mul",
     "neg",
+    "permute",
     "pow",
     "relu",
+    "reshape",
+    "scaled_dot_product_attention",
     "sigmoid",
+    "softmax",
     "sqrt",
+    "stack",
     "sub",
+    "sum",
+    "swapaxes",
     "tanh",
+    "var",
     "where",
 ]
