@@ -1,0 +1,111 @@
+"""Normalisation layers: ``BatchNorm1d``, ``BatchNorm2d`` and ``LayerNorm``.
+
+The math (and the fused VJPs) is in :mod:`refqt.ops.norm`. Batch norm keeps
+running mean and variance as *buffers*: state saved by ``state_dict`` but not
+learned. In training mode a forward normalises with the batch's statistics and
+updates the buffers in place; in evaluation mode it normalises with them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from refqt import ops
+from refqt.nn.module import Module, Parameter
+from refqt.tensor import Tensor
+
+
+class _BatchNorm(Module):
+    """Shared body of the batch norms; subclasses fix the input rank."""
+
+    expected = ""  # the input layout, for error messages
+    ndim = 0
+
+    def __init__(
+        self, num_features: int, momentum: float = 0.1, eps: float = 1e-5, *, dtype: Any = np.float32
+    ):
+        super().__init__()
+        self.num_features = num_features
+        self.momentum = momentum
+        self.eps = eps
+        self.weight = Parameter(np.ones(num_features, dtype=dtype))
+        self.bias = Parameter(np.zeros(num_features, dtype=dtype))
+        self.register_buffer("running_mean", np.zeros(num_features, dtype=dtype))
+        self.register_buffer("running_var", np.ones(num_features, dtype=dtype))
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim != self.ndim or x.shape[1] != self.num_features:
+            raise ValueError(f"{self!r}: expected input of shape {self.expected}, got shape {tuple(x.shape)}")
+        return ops.batch_norm(
+            x,
+            self.weight,
+            self.bias,
+            self.running_mean,
+            self.running_var,
+            training=self.training,
+            momentum=self.momentum,
+            eps=self.eps,
+        )
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, momentum={self.momentum}, eps={self.eps}"
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch norm of (N, C) features, per feature over the batch.
+
+    Parameters: weight γ (C,) = 1 and bias β (C,) = 0 initially; buffers
+    ``running_mean`` (C,) = 0, ``running_var`` (C,) = 1. Training on a single
+    row (N = 1) raises ``ValueError``: its variance is zero.
+    """
+
+    ndim = 2
+
+    def __init__(
+        self, num_features: int, momentum: float = 0.1, eps: float = 1e-5, *, dtype: Any = np.float32
+    ):
+        super().__init__(num_features, momentum, eps, dtype=dtype)
+        self.expected = f"(N, {num_features})"
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch norm of (N, C, H, W) images, per channel over N·H·W values.
+
+    Parameters and buffers as :class:`BatchNorm1d`. A batch of one image is
+    fine in training when H·W > 1.
+    """
+
+    ndim = 4
+
+    def __init__(
+        self, num_features: int, momentum: float = 0.1, eps: float = 1e-5, *, dtype: Any = np.float32
+    ):
+        super().__init__(num_features, momentum, eps, dtype=dtype)
+        self.expected = f"(N, {num_features}, H, W)"
+
+
+class LayerNorm(Module):
+    """Layer norm over the last axis: (..., D) -> (..., D).
+
+    Parameters: weight γ (D,) = 1, bias β (D,) = 0 initially.
+    """
+
+    def __init__(self, normalized_shape: int, eps: float = 1e-5, *, dtype: Any = np.float32):
+        super().__init__()
+        self.normalized_shape = normalized_shape
+        self.eps = eps
+        self.weight = Parameter(np.ones(normalized_shape, dtype=dtype))
+        self.bias = Parameter(np.zeros(normalized_shape, dtype=dtype))
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim == 0 or x.shape[-1] != self.normalized_shape:
+            raise ValueError(
+                f"{self!r}: expected input of shape (..., {self.normalized_shape}), "
+                f"got shape {tuple(x.shape)}"
+            )
+        return ops.layer_norm(x, self.weight, self.bias, eps=self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.normalized_shape}, eps={self.eps}"
