@@ -38,7 +38,7 @@ class Conv2d(Module):
     dtype : dtype or str
         float32 by default.
     weight_init : callable, optional
-        ``weight_init(shape, rng, dtype) -> ndarray``; by default weight and
+        ``weight_init(shape, rng, dtype=dtype) -> ndarray``; by default weight and
         bias are ``U(−1/√fan_in, 1/√fan_in)`` with ``fan_in = C·kh·kw``.
 
     Attributes
@@ -70,7 +70,10 @@ class Conv2d(Module):
         self.padding = padding
         shape = (out_channels, in_channels, *self.kernel_size)
         bound = 1.0 / math.sqrt(init.fans(shape)[0])
-        w = init.uniform(shape, rng, bound, dtype) if weight_init is None else weight_init(shape, rng, dtype)
+        if weight_init is None:
+            w = init.uniform(shape, rng, bound, dtype)
+        else:
+            w = weight_init(shape, rng, dtype=dtype)
         self.weight = Parameter(np.asarray(w, dtype=dtype))
         self.bias = Parameter(init.uniform((out_channels,), rng, bound, dtype)) if bias else None
         self.fqt = None

@@ -13,7 +13,8 @@ from refqt.nn import init
 from refqt.nn.module import Module, Parameter
 from refqt.tensor import Tensor
 
-WeightInit = Callable[[tuple[int, ...], np.random.Generator, Any], np.ndarray]
+# weight_init(shape, rng, dtype=dtype) -> host array, e.g. refqt.nn.init.kaiming_normal
+WeightInit = Callable[..., np.ndarray]
 
 
 class Linear(Module):
@@ -32,7 +33,7 @@ class Linear(Module):
     dtype : dtype or str
         Parameter dtype (float32 by default).
     weight_init : callable, optional
-        ``weight_init(shape, rng, dtype) -> ndarray``, e.g.
+        ``weight_init(shape, rng, dtype=dtype) -> ndarray``, e.g.
         ``refqt.nn.init.kaiming_normal``. By default weight and bias are drawn
         from ``U(−1/√in, 1/√in)`` (PyTorch's default).
 
@@ -60,7 +61,10 @@ class Linear(Module):
         self.out_features = out_features
         shape = (out_features, in_features)
         bound = 1.0 / math.sqrt(in_features)
-        w = init.uniform(shape, rng, bound, dtype) if weight_init is None else weight_init(shape, rng, dtype)
+        if weight_init is None:
+            w = init.uniform(shape, rng, bound, dtype)
+        else:
+            w = weight_init(shape, rng, dtype=dtype)
         self.weight = Parameter(np.asarray(w, dtype=dtype))
         self.bias = Parameter(init.uniform((out_features,), rng, bound, dtype)) if bias else None
         self.fqt = None

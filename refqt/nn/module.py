@@ -132,7 +132,11 @@ class Module:
             yield m
 
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
-        """Every parameter with its dotted path (``"encoder.0.weight"``); each only once."""
+        """Every parameter with its dotted path (``"encoder.0.weight"``); each only once.
+
+        Order: a module's own parameters (in assignment order), then those of
+        its sub-modules, depth first -- the same order as PyTorch.
+        """
         seen: set[int] = set()
         for mod_name, m in self.named_modules(prefix):
             for name in m._parameter_names:
