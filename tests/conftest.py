@@ -31,3 +31,13 @@ def backend(request):
 def rng():
     """A fresh seeded generator for each test."""
     return np.random.default_rng(20201028)
+
+
+@pytest.fixture(params=BACKEND_PARAMS, scope="session")
+def session_backend(request):
+    """Same backends as ``backend``, session-scoped so hypothesis ``@given`` tests can use it.
+
+    Hypothesis refuses function-scoped fixtures (they are not reset between
+    examples); a Backend holds no state, so sharing one per session is safe.
+    """
+    return get_backend(request.param)
