@@ -223,6 +223,8 @@ class Module:
 
         Parameters keep their identity (their ``.data`` is replaced), so an
         optimizer built before the move still holds them; gradients are dropped.
+        Optimizer state (momentum, Adam moments) is *not* moved: move the model
+        before the first ``step()``, or save and reload the optimizer state.
         """
         target = get_backend(backend) if isinstance(backend, str) else backend
         for p in self.parameters():
