@@ -176,9 +176,14 @@ def get_backend(name: str = "numpy") -> Backend:
 
 def available_backends() -> list[str]:
     """Names of the backends usable on this machine."""
-    names = ["numpy", "array_api_strict"]
+    names = ["numpy"]
     if gpu_available():
-        names.insert(1, "cupy")
+        names.append("cupy")
+    try:
+        import array_api_strict  # noqa: F401
+    except ImportError:
+        return names
+    names.append("array_api_strict")
     return names
 
 
