@@ -1,0 +1,144 @@
+"""Bad input to the ops raises a clear exception naming the op and the shapes."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+import pytest
+
+from refqt import ops
+from refqt.backend import Backend
+from refqt.tensor import Tensor
+
+
+def t(backend: Backend, shape: tuple[int, ...]) -> Tensor:
+    return Tensor(backend.asarray(np.ones(shape)))
+
+
+def raises(exc: type[Exception], *parts: str) -> Any:
+    """pytest.raises(exc) whose message contains every part, in order."""
+    return pytest.raises(exc, match=".*".join(re.escape(p) for p in parts))
+
+
+def test_matmul_shape_mismatch_names_matmul_and_both_shapes(backend: Backend) -> None:
+    with raises(ValueError, "matmul", "(2, 3)", "(4, 5)"):
+        ops.matmul(t(backend, (2, 3)), t(backend, (4, 5)))
+    with raises(ValueError, "matmul", "(2, 2, 3)", "(3, 3, 4)", "batch"):
+        ops.matmul(t(backend, (2, 2, 3)), t(backend, (3, 3, 4)))
+    with raises(ValueError, "matmul", "()"):
+        ops.matmul(t(backend, ()), t(backend, (3,)))
+
+
+def test_linear_checks_weight_and_bias_shapes(backend: Backend) -> None:
+    with raises(ValueError, "linear", "(4, 3)", "(2, 5)"):
+        ops.linear(t(backend, (4, 3)), t(backend, (2, 5)))
+    with raises(ValueError, "linear", "bias", "(3,)", "(2,)"):
+        ops.linear(t(backend, (4, 5)), t(backend, (2, 5)), t(backend, (3,)))
+
+
+def test_cross_entropy_rejects_bad_targets(backend: Backend) -> None:
+    logits = t(backend, (2, 3))
+    with raises(IndexError, "cross_entropy", "[0, 3)", "max 3"):
+        ops.cross_entropy(logits, np.array([0, 3]))
+    with raises(IndexError, "cross_entropy", "min -1"):
+        ops.cross_entropy(logits, np.array([-1, 0]), ignore_index=-100)
+    with raises(ValueError, "cross_entropy", "(3,)", "(2, 3)", "expected (2,)"):
+        ops.cross_entropy(logits, np.array([0, 1, 2]))
+    with raises(TypeError, "cross_entropy", "integer", "float64"):
+        ops.cross_entropy(logits, np.array([0.0, 1.0]))
+    with raises(ValueError, "cross_entropy", "(2,)"):
+        ops.cross_entropy(t(backend, (2,)), np.array([0, 1]))
+    with raises(ValueError, "cross_entropy", "reduction", "'avg'"):
+        ops.cross_entropy(logits, np.array([0, 1]), reduction="avg")
+    with raises(ValueError, "cross_entropy", "label_smoothing", "1.5"):
+        ops.cross_entropy(logits, np.array([0, 1]), label_smoothing=1.5)
+
+
+def test_reshape_to_an_incompatible_size(backend: Backend) -> None:
+    with raises(ValueError, "reshape", "(2, 3)", "size 6", "(4,)"):
+        ops.reshape(t(backend, (2, 3)), (4,))
+    with raises(ValueError, "reshape", "(-1, -1)"):
+        ops.reshape(t(backend, (2, 3)), (-1, -1))
+    with raises(ValueError, "reshape", "(4, -1)"):
+        ops.reshape(t(backend, (2, 3)), (4, -1))
+
+
+def test_concat_and_stack_with_mismatched_shapes(backend: Backend) -> None:
+    with raises(ValueError, "concat", "[(2, 3), (2, 4)]", "axis 0"):
+        ops.concat([t(backend, (2, 3)), t(backend, (2, 4))], axis=0)
+    with raises(ValueError, "concat", "axis 2"):
+        ops.concat([t(backend, (2, 3)), t(backend, (2, 3))], axis=2)
+    with raises(ValueError, "concat", "at least one"):
+        ops.concat([])
+    with raises(ValueError, "stack", "[(2, 3), (3, 2)]"):
+        ops.stack([t(backend, (2, 3)), t(backend, (3, 2))])
+
+
+def test_embedding_ids_out_of_range_or_not_integer(backend: Backend) -> None:
+    weight = t(backend, (5, 2))
+    with raises(IndexError, "embedding", "[0, 5)", "(5, 2)", "max 5"):
+        ops.embedding(weight, np.array([0, 5]))
+    with raises(IndexError, "embedding", "min -1"):
+        ops.embedding(weight, np.array([[-1, 0]]))
+    with raises(TypeError, "embedding", "integers", "float64"):
+        ops.embedding(weight, np.array([0.0]))
+    with raises(ValueError, "embedding", "(5,)"):
+        ops.embedding(t(backend, (5,)), np.array([0]))
+
+
+@pytest.mark.parametrize("p", [1.0, 1.5, -0.1])
+def test_dropout_p_outside_zero_one(backend: Backend, p: float) -> None:
+    with raises(ValueError, "dropout", "[0, 1)", str(p)):
+        ops.dropout(t(backend, (3,)), p, np.random.default_rng(0))
+
+
+def test_getitem_rejects_what_it_does_not_support(backend: Backend) -> None:
+    x = t(backend, (3, 4))
+    with raises(IndexError, "getitem", "out of range", "(3, 4)"):
+        ops.getitem(x, (3, 0))
+    with raises(IndexError, "getitem", "does not fit", "(3, 4)"):
+        ops.getitem(x, (0, 0, 0))
+    with raises(IndexError, "getitem", "out of range", "length 4"):
+        ops.getitem(x, (slice(None), np.array([4])))
+    with raises(TypeError, "getitem", "boolean"):
+        ops.getitem(x, np.array([True, False, True]))
+    with raises(TypeError, "getitem", "one integer index array"):
+        ops.getitem(x, (np.array([0]), np.array([1])))
+    with raises(TypeError, "getitem", "integer", "float64"):
+        ops.getitem(x, np.array([0.0]))
+    with raises(IndexError, "getitem", "separated"):
+        ops.getitem(t(backend, (2, 3, 4)), (0, slice(None), np.array([1])))
+
+
+def test_axes_out_of_range_and_bad_permutations(backend: Backend) -> None:
+    x = t(backend, (2, 3))
+    for op in (ops.sum, ops.mean, ops.max, ops.var):
+        with raises(ValueError, op.__name__, "axis 2", "2 dimensions"):
+            op(x, axis=2)
+    with raises(ValueError, "sum", "repeated axis"):
+        ops.sum(x, axis=(1, -1))
+    with raises(ValueError, "var", "correction=1"):
+        ops.var(x, axis=(), correction=1)
+    with raises(ValueError, "permute", "(0, 0)", "(2, 3)"):
+        ops.permute(x, (0, 0))
+    with raises(ValueError, "swapaxes", "axis 2", "(2, 3)"):
+        ops.swapaxes(x, 0, 2)
+    with raises(ValueError, "softmax", "axis 2", "(2, 3)"):
+        ops.softmax(x, axis=2)
+    with raises(ValueError, "log_softmax", "axis -3"):
+        ops.log_softmax(x, axis=-3)
+    with raises(ValueError, "broadcast_to", "(2, 3)", "(3, 3)"):
+        ops.broadcast_to(x, (3, 3))
+
+
+def test_attention_checks_shapes_and_mask(backend: Backend) -> None:
+    q, k, v = t(backend, (2, 4)), t(backend, (3, 5)), t(backend, (3, 2))
+    with raises(ValueError, "scaled_dot_product_attention", "q (2, 4)", "k (3, 5)", "v (3, 2)"):
+        ops.scaled_dot_product_attention(q, k, v)
+    k = t(backend, (3, 4))
+    with raises(TypeError, "scaled_dot_product_attention", "boolean"):
+        ops.scaled_dot_product_attention(q, k, v, mask=np.ones((2, 3)))
+    with raises(ValueError, "scaled_dot_product_attention", "(2, 2)", "(2, 3)"):
+        ops.scaled_dot_product_attention(q, k, v, mask=np.ones((2, 2), bool))
