@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from refqt.backend import namespace
+from refqt.backend import Backend, namespace
 from refqt.ops.arith import mul, where
 from refqt.ops.linalg import matmul
 from refqt.ops.shape import host_or_backend_array, swapaxes
@@ -25,9 +25,9 @@ from refqt.ops.softmax import softmax
 from refqt.tensor import Tensor, as_tensor
 
 
-def causal_mask(backend_array: Any, lq: int, lk: int) -> Any:
-    """Boolean (lq, lk) mask, True where key j ≤ query i (top-left aligned, like ``tril``)."""
-    xp = namespace(backend_array)
+def causal_mask(backend: Backend, lq: int, lk: int) -> Any:
+    """Boolean (lq, lk) array of ``backend``, True where key j ≤ query i (top-left aligned, like ``tril``)."""
+    xp = backend.xp
     return xp.arange(lk)[None, :] <= xp.arange(lq)[:, None]
 
 
@@ -72,9 +72,9 @@ def scaled_dot_product_attention(
                 f"to the scores {scores.shape}"
             ) from None
     if causal:
-        tril = causal_mask(scores.data, lq, lk)
+        tril = causal_mask(scores.backend, lq, lk)
         allowed = tril if allowed is None else allowed & tril
     if allowed is not None:
-        very_negative = namespace(scores.data).finfo(scores.dtype).min / 2
+        very_negative = float(namespace(scores.data).finfo(scores.dtype).min) / 2
         scores = where(allowed, scores, very_negative)
     return matmul(softmax(scores, axis=-1), v)
