@@ -1,0 +1,1 @@
+"""Timing and memory benchmarks of refqt's hot spots (``python -m refqt.benchmarks.conv``)."""
