@@ -423,15 +423,18 @@ def test_mlp_learns_digits(rng):
 
 
 def test_small_cnn_learns_digits(rng):
-    needs_ops("conv2d", "max_pool2d", "global_avg_pool2d")
+    needs_ops("conv2d", "max_pool2d", "avg_pool2d")
     cnn = nn.Sequential(
         nn.Conv2d(1, 8, 3, padding=1, rng=rng),  # (N, 8, 8, 8)
         nn.BatchNorm2d(8),
         nn.ReLU(),
         nn.MaxPool2d(2),  # (N, 8, 4, 4)
         nn.Conv2d(8, 16, 3, padding=1, rng=rng),  # (N, 16, 4, 4)
+        nn.BatchNorm2d(16),
         nn.ReLU(),
-        nn.GlobalAvgPool2d(),  # (N, 16)
-        nn.Linear(16, 10, rng=rng),
+        nn.AvgPool2d(2),  # (N, 16, 2, 2)
+        nn.Flatten(),  # (N, 64)
+        nn.Linear(64, 10, rng=rng),
     )
-    assert fit_digits(cnn, flat=False, epochs=5) > 0.9
+    # 3 epochs gave 0.958-0.972 over four seeds; 4 leave a margin.
+    assert fit_digits(cnn, flat=False, epochs=4) > 0.9
