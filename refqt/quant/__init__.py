@@ -1,0 +1,70 @@
+"""Quantizers: rounding, forward (STE) quantizers and unbiased gradient quantizers.
+
+Gradient quantizers (THEORY.md §3), all with the interface of
+:class:`GradientQuantizer` -- ``q(x, rng)``, ``q.quantize(x, u)``,
+``q.encode`` / ``q.decode``, ``q.conditional_variance(x)`` (exact),
+``q.variance_bound(x)``:
+
+* :class:`PTQ` -- per tensor, 0 exactly on the grid;
+* :class:`PSQ` -- per sample (row); ``PSQ(bits, axis="column")`` per column;
+* :class:`BHQ` -- block Householder transform, then per row;
+* :class:`PerSampleShift` -- per-tensor grid with a power-of-two shift per sample.
+
+Forward quantizers: :func:`quantize_forward` (raw arrays), :func:`fake_quant`
+(Tensors, straight-through gradient).
+"""
+
+from __future__ import annotations
+
+from refqt.quant.base import Encoded, GradientQuantizer
+from refqt.quant.bhq import BHQ
+from refqt.quant.forward import forward_grid, quantize_forward, quantize_forward_reference
+from refqt.quant.grid import AffineGrid
+from refqt.quant.householder import BlockHouseholder, block_householder
+from refqt.quant.psq import PSQ
+from refqt.quant.ptq import PTQ
+from refqt.quant.rounding import NoiseStream, noise_codes, round_nearest, stochastic_round, uniform_from_codes
+from refqt.quant.shift import PerSampleShift
+from refqt.quant.ste import FakeQuant, fake_quant
+
+GRADIENT_QUANTIZERS = ("ptq", "psq", "psq-column", "bhq", "shift")
+
+
+def make_gradient_quantizer(name: str, bits: int = 8) -> GradientQuantizer:
+    """``"ptq"``, ``"psq"``, ``"psq-column"``, ``"bhq"`` or ``"shift"`` with ``bits`` bits."""
+    if name == "ptq":
+        return PTQ(bits)
+    if name == "psq":
+        return PSQ(bits)
+    if name == "psq-column":
+        return PSQ(bits, axis="column")
+    if name == "bhq":
+        return BHQ(bits)
+    if name == "shift":
+        return PerSampleShift(bits)
+    raise ValueError(f"unknown gradient quantizer {name!r}; expected one of {GRADIENT_QUANTIZERS}")
+
+
+__all__ = [
+    "BHQ",
+    "GRADIENT_QUANTIZERS",
+    "PSQ",
+    "PTQ",
+    "AffineGrid",
+    "BlockHouseholder",
+    "Encoded",
+    "FakeQuant",
+    "GradientQuantizer",
+    "NoiseStream",
+    "PerSampleShift",
+    "block_householder",
+    "fake_quant",
+    "forward_grid",
+    "make_gradient_quantizer",
+    "noise_codes",
+    "quantize_forward",
+    "quantize_forward_reference",
+    "round_nearest",
+    "stochastic_round",
+    "uniform_from_codes",
+]

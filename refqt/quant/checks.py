@@ -1,0 +1,61 @@
+"""Input checks shared by the quantizers: bits, dtype, finiteness, the row view."""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+
+from refqt.backend import namespace
+
+MAX_BITS = 16
+
+
+def check_bits(owner: str, bits: Any) -> int:
+    """``bits`` as an int in 1..16, else ValueError naming ``owner``."""
+    if isinstance(bits, bool) or not isinstance(bits, numbers.Integral):
+        raise ValueError(f"{owner}: bits must be an integer in 1..{MAX_BITS}, got {bits!r}")
+    if not 1 <= int(bits) <= MAX_BITS:
+        raise ValueError(f"{owner}: bits must be in 1..{MAX_BITS}, got {bits}")
+    return int(bits)
+
+
+def check_float_array(owner: str, x: Any) -> None:
+    """TypeError unless ``x`` is a real floating array (float16/32/64)."""
+    xp = namespace(x)
+    if not xp.isdtype(x.dtype, "real floating"):
+        raise TypeError(
+            f"{owner}: expected a float16/float32/float64 array, "
+            f"got dtype {x.dtype} of shape {tuple(x.shape)}"
+        )
+
+
+def check_finite_ranges(owner: str, mins: Any, maxs: Any, shape: tuple[int, ...]) -> None:
+    """ValueError if a range is not finite: the input held NaN or Inf.
+
+    The row minima and maxima carry any NaN / Inf of the input, so this costs
+    nothing beyond the range finding every quantizer does anyway.
+    """
+    xp = namespace(mins)
+    if not bool(xp.all(xp.isfinite(mins))) or not bool(xp.all(xp.isfinite(maxs))):
+        raise ValueError(f"{owner}: input of shape {shape} contains NaN or Inf; refusing to quantize it")
+
+
+def work_dtype(xp: Any, dtype: Any) -> Any:
+    """float64 for float64 input, float32 otherwise (float16 is computed in float32)."""
+    return xp.float64 if dtype == xp.float64 else xp.float32
+
+
+def as_rows(x: Any) -> Any:
+    """View ``x`` of shape (N, ...) as the (N, D) matrix of its rows.
+
+    A conv gradient (N, C, H, W) becomes (N, C·H·W); a 1-D array (N,) becomes
+    (N, 1); a scalar becomes (1, 1).
+    """
+    xp = namespace(x)
+    if x.ndim == 0:
+        return xp.reshape(x, (1, 1))
+    n = x.shape[0]
+    d = int(np.prod(x.shape[1:], dtype=np.int64))
+    return xp.reshape(x, (n, d))

@@ -1,0 +1,169 @@
+"""The affine integer grid every quantizer in refqt rounds onto.
+
+A grid is ``x̂ = lo + k·step`` with integer ``k`` in ``[kmin, kmin + B]``,
+``B = 2^b − 1``. ``lo``, ``step`` and ``kmin`` broadcast against the (N, D)
+matrix of rows: shape (1, 1) per tensor, (N, 1) per row, (1, D) per column.
+``lo = None`` means the origin is 0, so that 0 itself is a grid point and is
+kept exactly (PTQ, the zero-aligned forward quantizer, PerSampleShift).
+
+The plain reference path, for any backend and any leading sample axes::
+
+    y = (x − lo) / step            (computed as (x − lo) · inv_step)
+    k = clip(⌊y + u⌋, kmin, kmax)   (u: stochastic-rounding noise, or ½ for round-to-nearest)
+    x̂ = lo + k · step
+
+and its exact conditional variance, ``Σ p(1 − p)·step²`` with ``p = y − ⌊y⌋``.
+:mod:`refqt.quant.fast` does the same float operations chunk by chunk.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from refqt.backend import namespace
+from refqt.quant.rounding import round_nearest, stochastic_round
+
+
+@dataclass(frozen=True)
+class AffineGrid:
+    """``x̂ = lo + k·step``, ``k ∈ [kmin, kmax]``, ``kmax = kmin + levels``.
+
+    Attributes
+    ----------
+    step, inv_step, kmin, kmax : array
+        Broadcastable to the (N, D) rows, in the working dtype (float32 for
+        float16/float32 input, float64 for float64). ``kmin``/``kmax`` hold
+        integer values.
+    levels : int
+        ``B = 2^b − 1``: the number of bins.
+    lo : array or None
+        Grid origin; None means 0.
+    y_nonnegative : bool
+        True when ``lo`` is the minimum of each row/column/tensor, so
+        ``(x − lo)·inv_step ≥ 0`` is guaranteed and the lower clamp is a no-op
+        (the fast path skips it).
+    """
+
+    step: Any
+    inv_step: Any
+    kmin: Any
+    kmax: Any
+    levels: int
+    lo: Any = None
+    y_nonnegative: bool = False
+
+    def scaled(self, x: Any) -> Any:
+        """``y = (x − lo) · inv_step``: x in grid units (x already in the working dtype)."""
+        if self.lo is None:
+            return x * self.inv_step
+        return (x - self.lo) * self.inv_step
+
+    def clamp(self, k: Any) -> Any:
+        xp = namespace(k)
+        return xp.minimum(xp.maximum(k, self.kmin), self.kmax)
+
+    def round(self, y: Any, u: Any | None) -> Any:
+        """Integer levels ``k`` (float array): stochastic with noise ``u``, nearest if ``u`` is None."""
+        k = round_nearest(y) if u is None else stochastic_round(y, u)
+        return self.clamp(k)
+
+    def values(self, k: Any) -> Any:
+        """``lo + k·step``."""
+        if self.lo is None:
+            return k * self.step
+        return k * self.step + self.lo
+
+    def codes(self, k: Any) -> Any:
+        """Codes ``k − kmin`` in ``0 … B`` as uint8 (b ≤ 8) or uint16."""
+        xp = namespace(k)
+        return xp.astype(k - self.kmin, xp.uint8 if self.levels < 256 else xp.uint16)
+
+    def from_codes(self, codes: Any, dtype: Any) -> Any:
+        """Values of integer ``codes`` (inverse of :meth:`codes`), in ``dtype``."""
+        xp = namespace(codes)
+        return self.values(xp.astype(codes, dtype) + self.kmin)
+
+    def elementwise_variance(self, x: Any) -> Any:
+        """``p (1 − p) step²`` per element: the exact Var of stochastic rounding of ``x``."""
+        xp = namespace(x)
+        y = xp.minimum(xp.maximum(self.scaled(x), self.kmin), self.kmax)
+        p = y - xp.floor(y)
+        return p * (1.0 - p) * (self.step * self.step)
+
+
+def minmax_grid(mins: Any, maxs: Any, levels: int, work: Any) -> AffineGrid:
+    """Grid from ``lo = min`` with ``step = (max − min) / B`` (1 where the range is 0).
+
+    ``mins``/``maxs`` already have the broadcast shape ((1, 1), (N, 1) or (1, D)).
+    """
+    xp = namespace(mins)
+    lo = xp.astype(mins, xp.float64)
+    span = xp.astype(maxs, xp.float64) - lo
+    step = xp.where(span > 0, span / levels, xp.ones_like(span))
+    step_w = xp.astype(step, work)
+    zero = xp.zeros_like(step_w)
+    return AffineGrid(
+        step=step_w,
+        inv_step=1.0 / step_w,
+        kmin=zero,
+        kmax=zero + float(levels),
+        levels=levels,
+        lo=xp.astype(lo, work),
+        y_nonnegative=True,
+    )
+
+
+def zero_aligned_params(mn: float, mx: float, levels: int) -> tuple[float, float, int]:
+    """``(lo, step, kmin)`` of a per-tensor grid with 0 exactly on it.
+
+    The authors' rule: widen the range to contain 0 (``mn = min(min x, 0)``,
+    ``mx = max(max x, 0)``), put 0 on level ``q0 = ⌊−mn·B/(mx − mn)⌋``, step
+    ``−mn/q0``. Their ``s = −q0/mn`` divides by zero when there is no negative
+    entry (``mn = 0``); here that case (and no positive entry) gets the plain
+    one-sided grid. When the negative side is narrower than one step
+    (``q0 = 0`` with ``mn < 0``) it gets one level: ``q0 = 1`` and the step is
+    widened to still reach ``mx``. With 1 bit and both signs present no
+    two-level grid holds 0 and both ends, so that case falls back to the plain
+    min/max grid (``lo = mn``), where 0 is not a grid point.
+
+    Returns
+    -------
+    lo : float
+        0.0, except in the 1-bit fallback.
+    step : float
+        Grid step; the grid covers ``[mn, mx]``.
+    kmin : int
+        ``−q0``: the level of the lowest grid point.
+    """
+    mn, mx = min(float(mn), 0.0), max(float(mx), 0.0)
+    if mx == mn:
+        return 0.0, 1.0, 0
+    if mn == 0.0:
+        return 0.0, mx / levels, 0
+    if mx == 0.0:
+        return 0.0, -mn / levels, -levels
+    q0 = math.floor(-mn * levels / (mx - mn))
+    if q0 == 0:
+        if levels == 1:
+            return mn, mx - mn, 0
+        q0 = 1
+    step = max(-mn / q0, mx / (levels - q0))
+    return 0.0, step, -q0
+
+
+def zero_aligned_grid(mn: float, mx: float, levels: int, xp: Any, work: Any) -> AffineGrid:
+    """Per-tensor grid with 0 on it (see :func:`zero_aligned_params`), shape (1, 1) arrays."""
+    lo, step, kmin = zero_aligned_params(mn, mx, levels)
+    step_w = xp.full((1, 1), step, dtype=work)
+    kmin_w = xp.full((1, 1), float(kmin), dtype=work)
+    return AffineGrid(
+        step=step_w,
+        inv_step=1.0 / step_w,
+        kmin=kmin_w,
+        kmax=kmin_w + float(levels),
+        levels=levels,
+        lo=None if lo == 0.0 else xp.full((1, 1), lo, dtype=work),
+        y_nonnegative=lo != 0.0,
+    )

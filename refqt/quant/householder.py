@@ -1,0 +1,278 @@
+"""BHQ's block Householder transform: grouping on the host, rank-1 application.
+
+THEORY.md §3. With rows sorted by range ``λ`` (descending), the first ``K``
+rows are *large*; each large row is grouped with ``n_i ∝ λ_i`` small rows and
+one Householder reflection ``H_G = I − 2 n nᵀ/‖n‖²``, ``n = 𝟏/√G − e₁``,
+spreads it evenly over its group. With per-row pre-scales ``s``::
+
+    T = P · blockdiag(H_G) · Pᵀ · diag(s),     T⁻¹ = diag(1/s) · P · blockdiag(H_G) · Pᵀ
+
+(``H_G`` is symmetric and orthogonal, ``H_G⁻¹ = H_G``). Applying ``H_G`` to
+the group's rows ``A`` (G, D) is a rank-1 update, O(G·D)::
+
+    S = Σ_r A_r,    β = (S − √G·A_0) / (√G − 1),    H A = A − n βᵀ
+
+(``n_0 = 1/√G − 1`` for the large row, ``1/√G`` for the others). No N×N
+matrix is formed, except by :meth:`BlockHouseholder.matrix` for tests.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from refqt.backend import backend_of
+
+RANGE_EPS = 1e-8
+"""Added to every row range before grouping, as in the authors' code."""
+
+
+def householder_max_entry(g: int) -> float:
+    """``h_G = max |H_G|``: entries ``1/√G``, ``1 − 1/(G − √G)``, ``−1/(G − √G)``."""
+    if g == 1:
+        return 1.0
+    r = math.sqrt(g)
+    off = 1.0 / (g - r)
+    return max(1.0 / r, abs(1.0 - off), off)
+
+
+def householder_dense(g: int) -> np.ndarray:
+    """``H_G`` as a dense (G, G) float64 matrix (tests and exact variances only)."""
+    if g == 1:
+        return np.ones((1, 1))
+    n = np.full(g, 1.0 / math.sqrt(g))
+    n[0] -= 1.0
+    return np.eye(g) - 2.0 * np.outer(n, n) / (n @ n)
+
+
+@dataclass(frozen=True)
+class BlockHouseholder:
+    """The transform ``T`` of BHQ for one input.
+
+    Attributes
+    ----------
+    groups : tuple of int arrays
+        Original row indices of each group, its large row first, then its small
+        rows in descending order of range.
+    scales : numpy.ndarray
+        (N,) float64 pre-scale ``s_i`` of each original row.
+    ranges : numpy.ndarray
+        (N,) float64 row ranges ``λ_i`` (with ``RANGE_EPS`` added).
+    n_large : int
+        ``K``, the number of groups.
+    """
+
+    groups: tuple[np.ndarray, ...]
+    scales: np.ndarray
+    ranges: np.ndarray
+    n_large: int
+    _cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.scales.size)
+
+    @property
+    def group_sizes(self) -> np.ndarray:
+        return np.array([g.size for g in self.groups])
+
+    # -- dense forms, for tests and exact variances ----------------------------
+    def _blockdiag(self) -> np.ndarray:
+        """``P blockdiag(H) Pᵀ`` as a dense (N, N) matrix."""
+        m = np.zeros((self.n_rows, self.n_rows))
+        for idx in self.groups:
+            m[np.ix_(idx, idx)] = householder_dense(idx.size)
+        return m
+
+    def matrix(self) -> np.ndarray:
+        """Dense ``T`` (N, N): tests only."""
+        return self._blockdiag() * self.scales[None, :]
+
+    def inverse_matrix(self) -> np.ndarray:
+        """Dense ``T⁻¹`` (N, N): tests only."""
+        return self._blockdiag() / self.scales[:, None]
+
+    def inverse_column_norms_sq(self) -> np.ndarray:
+        """``‖T⁻¹[:, i]‖²`` for each row i of ``Y = T x``, (N,): O(N), no dense matrix."""
+        out = np.empty(self.n_rows)
+        for idx in self.groups:
+            h = householder_dense(idx.size) if idx.size <= 64 else None
+            inv_s2 = 1.0 / self.scales[idx] ** 2
+            if h is not None:
+                out[idx] = (h * h).T @ inv_s2
+            else:
+                out[idx] = _column_norms_large_group(idx.size, inv_s2)
+        return out
+
+    # -- coefficients in the working dtype --------------------------------------
+    def coefficients(
+        self, work: Any
+    ) -> list[tuple[np.ndarray, Any, Any, np.ndarray, np.ndarray, np.ndarray]]:
+        """Per group ``(idx, √G, 1/(√G − 1), n, s, 1/s)`` as host arrays of dtype ``work``.
+
+        Both the reference and the fast path use exactly these numbers, so they
+        do the same float operations.
+        """
+        key = np.dtype(work).name
+        if key not in self._cache:
+            dt = np.dtype(work)
+            coeffs = []
+            for idx in self.groups:
+                g = idx.size
+                r = math.sqrt(g)
+                n = np.full(g, 1.0 / r)
+                n[0] -= 1.0
+                s = self.scales[idx]
+                coeffs.append(
+                    (
+                        idx,
+                        dt.type(r),
+                        dt.type(1.0 / (r - 1.0)) if g > 1 else dt.type(0.0),
+                        n.astype(dt),
+                        s.astype(dt),
+                        (1.0 / s).astype(dt),
+                    )
+                )
+            self._cache[key] = coeffs
+        return self._cache[key]
+
+
+def _column_norms_large_group(g: int, inv_s2: np.ndarray) -> np.ndarray:
+    """``Σ_r H[r, i]² / s_r²`` for one big group without forming ``H`` (O(G))."""
+    r = math.sqrt(g)
+    a, off = 1.0 / r, 1.0 / (g - r)
+    diag = 1.0 - off
+    total_small = inv_s2[1:].sum()
+    out = np.empty(g)
+    out[0] = a * a * inv_s2.sum()
+    # column i ≥ 1: row 0 gives a², row i gives diag², other small rows off²
+    out[1:] = a * a * inv_s2[0] + diag * diag * inv_s2[1:] + off * off * (total_small - inv_s2[1:])
+    return out
+
+
+def block_householder(ranges: np.ndarray) -> BlockHouseholder:
+    """Build ``T`` from the row ranges, exactly as THEORY.md §3 (authors' ``get_transform``).
+
+    1. ``λ_i = R_i + 1e-8``, rows sorted by ``λ`` descending (stable).
+    2. ``Z`` small rows: ``Z += 1``, ``total −= λ_(N−Z)`` until
+       ``Z·λ_(N−Z−1)/total > 1``; also stops at ``Z = N − 1`` (one large row),
+       which is where the authors' loop reads out of bounds for N ≤ 2.
+    3. ``c_i = round(Σ_{k≤i} Z·λ_(k)/total)``; large row i takes the next
+       ``n_i = c_i − c_{i−1} ≥ 1`` small rows in sorted order.
+    4. ``w₁ = λ₁/√G``, ``w₂ = λ₂·h_G``, ``s₁ = w₁^(−1/3)``, ``s₂ = (w₂/(G − 1))^(−1/3)``.
+
+    Defined for every N ≥ 1: N = 1 is one group of size 1 (``T = I``).
+
+    Parameters
+    ----------
+    ranges : array_like
+        (N,) row ranges ``max − min`` (host).
+    """
+    lam = np.asarray(ranges, dtype=np.float64).reshape(-1) + RANGE_EPS
+    n = lam.size
+    order = np.argsort(-lam, kind="stable")
+    srt = lam[order]
+    z, total = 0, float(srt.sum())
+    while z < n - 1:
+        z += 1
+        total -= srt[n - z]
+        if z * srt[n - z - 1] / total > 1.0:
+            break
+    k = n - z
+    if z == 0:
+        return BlockHouseholder((order.copy(),), np.ones(n), lam, 1)
+    large_total = float(srt[:k].sum())
+    cuts = np.floor(np.cumsum(z * srt[:k] / large_total) + 0.5).astype(np.int64)
+    cuts[-1] = z
+    counts = np.diff(cuts, prepend=0)
+    if np.any(counts < 1):
+        raise RuntimeError(f"BHQ grouping gave a large row no partner: counts {counts.tolist()}")
+    scales = np.empty(n)
+    groups = []
+    start = k
+    for i in range(k):
+        g = 1 + int(counts[i])
+        idx = np.concatenate([order[i : i + 1], order[start : start + g - 1]])
+        lam1, lam2 = srt[i], srt[start]
+        w1 = lam1 / math.sqrt(g)
+        w2 = lam2 * householder_max_entry(g)
+        scales[idx[0]] = w1 ** (-1.0 / 3.0)
+        scales[idx[1:]] = (w2 / (g - 1)) ** (-1.0 / 3.0)
+        groups.append(idx)
+        start += g - 1
+    return BlockHouseholder(tuple(groups), scales, lam, k)
+
+
+def apply_transform(t: BlockHouseholder, x: Any, inverse: bool = False) -> Any:
+    """Reference ``T x`` (or ``T⁻¹ x``) on the row axis −2 of ``x`` (..., N, D); any backend.
+
+    Each group: take its rows, (pre-scale), rank-1 Householder update,
+    (post-scale); then put the rows back in their original places.
+    """
+    backend = backend_of(x)
+    xp = backend.xp
+    work = np.float64 if x.dtype == xp.float64 else np.float32
+    pieces = []
+    order = []
+    for idx, root, inv_root_m1, n, s, inv_s in t.coefficients(work):
+        a = xp.take(x, backend.asarray(idx), axis=-2)
+        if not inverse:
+            a = a * backend.asarray(s)[:, None]
+        if idx.size > 1:
+            total = a[..., 0, :]
+            for r in range(1, idx.size):
+                total = total + a[..., r, :]
+            beta = (total - float(root) * a[..., 0, :]) * float(inv_root_m1)
+            a = a - backend.asarray(n)[:, None] * beta[..., None, :]
+        if inverse:
+            a = a * backend.asarray(inv_s)[:, None]
+        pieces.append(a)
+        order.append(idx)
+    grouped = xp.concat(pieces, axis=-2)
+    back = np.argsort(np.concatenate(order))
+    return xp.take(grouped, backend.asarray(back), axis=-2)
+
+
+def apply_transform_fast(
+    t: BlockHouseholder, x2: np.ndarray, out2: np.ndarray, inverse: bool = False
+) -> None:
+    """NumPy ``out2 = T x2`` (or ``T⁻¹ x2``), group by group over column chunks, in place allowed.
+
+    The same float operations as :func:`apply_transform`; ``out2`` may be
+    ``x2`` (each group's rows are read into a small buffer before writing).
+    """
+    work = out2.dtype
+    d = x2.shape[1]
+    for idx, root, inv_root_m1, n, s, inv_s in t.coefficients(work):
+        g = idx.size
+        width = max(4096, min(d, (1 << 18) // g))
+        a = np.empty((g, min(width, d)), dtype=work)
+        total = np.empty(a.shape[1], dtype=work)
+        tmp = np.empty_like(total)
+        for c0 in range(0, d, width):
+            c1 = min(d, c0 + width)
+            w = c1 - c0
+            ab, tb, mb = a[:, :w], total[:w], tmp[:w]
+            for r, row in enumerate(idx):
+                if inverse:
+                    ab[r] = x2[row, c0:c1]
+                else:
+                    np.multiply(x2[row, c0:c1], s[r], out=ab[r])
+            if g > 1:
+                np.add(ab[0], ab[1], out=tb)
+                for r in range(2, g):
+                    np.add(tb, ab[r], out=tb)
+                np.multiply(ab[0], root, out=mb)
+                np.subtract(tb, mb, out=tb)
+                np.multiply(tb, inv_root_m1, out=tb)
+                for r in range(g):
+                    np.multiply(n[r], tb, out=mb)
+                    np.subtract(ab[r], mb, out=ab[r])
+            for r, row in enumerate(idx):
+                if inverse:
+                    np.multiply(ab[r], inv_s[r], out=out2[row, c0:c1])
+                else:
+                    out2[row, c0:c1] = ab[r]

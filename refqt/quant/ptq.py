@@ -1,0 +1,50 @@
+"""PTQ: per-tensor stochastic quantization, with 0 kept exactly on the grid.
+
+THEORY.md §3. One grid for the whole gradient, ``x̂ = k·step``,
+``k ∈ [−q0, B − q0]``, from the tensor's range widened to contain 0 (the
+authors' rule, made safe where it divides by zero: see
+:func:`refqt.quant.grid.zero_aligned_params`). Exact zeros stay exactly zero.
+
+Variance ``Σ p(1 − p)·step² ≤ N·D·R²/(4B²)`` with ``R = B·step``, the range
+the grid covers (``max − min`` of the widened range when 0 falls on a level
+naturally, slightly more when it had to be moved).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from refqt.backend import backend_of
+from refqt.quant.base import GradientQuantizer
+from refqt.quant.checks import work_dtype
+from refqt.quant.grid import AffineGrid, zero_aligned_grid, zero_aligned_params
+
+
+class PTQ(GradientQuantizer):
+    """Per-tensor quantizer, ``PTQ(bits)``; ``q(x, rng)`` on an (N, ...) array.
+
+    Also the 8-bit weight-gradient quantizer of the per-tensor mode.
+    """
+
+    name = "ptq"
+
+    def _tensor_range(self, y2: Any, fast_path: bool) -> tuple[float, float]:
+        xp = backend_of(y2).xp
+        mins, maxs = self._ranges(y2, fast_path)
+        return float(xp.min(mins)), float(xp.max(maxs))
+
+    def _grid(self, y2: Any, fast_path: bool) -> AffineGrid:
+        xp = backend_of(y2).xp
+        mn, mx = self._tensor_range(y2, fast_path)
+        return zero_aligned_grid(mn, mx, self.levels, xp, work_dtype(xp, y2.dtype))
+
+    def variance_bound(self, x: Any) -> float:
+        """``N·D·R²/(4B²)`` with ``R = B·step`` (0 for an all-zero tensor)."""
+        _, x2, _ = self._rows(x)
+        if x2.size == 0:
+            return 0.0
+        mn, mx = self._tensor_range(x2, fast_path=False)
+        if min(mn, 0.0) == max(mx, 0.0):
+            return 0.0
+        _, step, _ = zero_aligned_params(mn, mx, self.levels)
+        return x2.size * step * step / 4.0

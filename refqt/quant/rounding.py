@@ -1,0 +1,98 @@
+"""Rounding to an integer grid: to nearest, and stochastic with explicit noise.
+
+Stochastic rounding is ``SR(y) = ⌊y + u⌋`` with ``u ~ U[0, 1)``: it rounds up
+with probability ``p = y − ⌊y⌋``, so ``E[SR(y)] = y`` and
+``Var[SR(y)] = p (1 − p) ≤ 1/4`` (THEORY.md §3).
+
+The noise is always passed in. refqt draws it in one documented way, so the
+fast NumPy path and the plain array-API path (and every backend) see the same
+numbers for the same generator:
+
+* the generator's raw 64-bit outputs (``rng.bit_generator.random_raw``) are
+  cut into four little-endian 16-bit pieces, in order: ``m = 0 … 65535``;
+* ``u = (m + ½) / 2¹⁶``, exact in float32 and float64, in ``[2⁻¹⁷, 1 − 2⁻¹⁷]``.
+
+:class:`NoiseStream` hands these codes out in order; splitting one draw into
+pieces of any sizes gives the same sequence, which is what lets the fast path
+draw chunk by chunk and still match the reference bit for bit.
+
+Bias of the rounding itself, in quantization steps (``y`` already computed):
+``|E[⌊y + u⌋] − y| ≤ 2⁻¹⁷`` from the 16-bit resolution of ``u`` (``u`` takes
+the midpoints of 2¹⁶ equal cells), plus at most half an ulp of ``y + u`` from
+the floating-point add: ``2^(b−25)`` in float32 (``2⁻¹⁷`` at 8 bits, ``2⁻⁹``
+at 16 bits), ``2^(b−54)`` in float64. The clamp to ``[0, B]`` only acts on
+values within round-off of the ends of the range.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from refqt.backend import namespace
+
+NOISE_BITS = 16
+"""Random bits per element of stochastic-rounding noise."""
+
+
+class NoiseStream:
+    """16-bit noise codes drawn from ``rng`` in order.
+
+    ``take(a)`` then ``take(b)`` returns the same codes as one ``take(a + b)``;
+    the generator advances by whole 64-bit draws (leftover pieces are kept
+    for the next ``take``).
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+    """
+
+    def __init__(self, rng: np.random.Generator):
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(f"NoiseStream: expected a numpy.random.Generator, got {type(rng).__name__}")
+        self._bits = rng.bit_generator
+        self._left = np.empty(0, dtype=np.uint16)
+
+    def take(self, n: int) -> np.ndarray:
+        """The next ``n`` codes, a host ``uint16`` array of shape (n,)."""
+        have = self._left.size
+        if n <= have:
+            out, self._left = self._left[:n], self._left[n:]
+            return out
+        words = -(-(n - have) // 4)
+        raw = self._bits.random_raw(words).astype("<u8", copy=False).view("<u2")
+        if have:
+            raw = np.concatenate([self._left, raw])
+        out, self._left = raw[:n], raw[n:]
+        return out
+
+
+def noise_codes(rng: np.random.Generator, n: int) -> np.ndarray:
+    """``n`` noise codes ``m`` (host uint16), as the quantizers draw them."""
+    return NoiseStream(rng).take(n)
+
+
+def uniform_from_codes(m: Any, dtype: Any) -> Any:
+    """``u = (m + ½) / 2¹⁶`` as an array of ``dtype`` (same backend as ``m``).
+
+    Exact in float32 and float64.
+    """
+    xp = namespace(m)
+    return (xp.astype(m, dtype) + 0.5) * (2.0**-NOISE_BITS)
+
+
+def stochastic_round(y: Any, u: Any) -> Any:
+    """``⌊y + u⌋``: rounds ``y`` up with probability ``y − ⌊y⌋`` when ``u ~ U[0, 1)``.
+
+    ``u`` must broadcast against ``y`` (a leading sample axis gives many
+    independent roundings at once). Any backend; float result.
+    """
+    xp = namespace(y)
+    return xp.floor(y + u)
+
+
+def round_nearest(y: Any) -> Any:
+    """``⌊y + ½⌋``: round to nearest, ties up (deterministic, biased)."""
+    xp = namespace(y)
+    return xp.floor(y + 0.5)

@@ -1,0 +1,295 @@
+"""refqt.quant: deterministic properties, for every noise draw, on every backend.
+
+Grid membership and range, error ≤ one step, idempotence on grid points,
+exact zeros (PTQ), constant rows (PSQ), BHQ's ``T⁻¹T = I`` and group sizes,
+permutation equivariance, bad input, dtypes, empty arrays.
+"""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from refqt.quant import (
+    BHQ,
+    PSQ,
+    PTQ,
+    PerSampleShift,
+    block_householder,
+    make_gradient_quantizer,
+    quantize_forward,
+)
+from refqt.quant.householder import householder_dense
+from refqt.quant.rounding import NoiseStream, noise_codes, uniform_from_codes
+
+QUANTIZERS = [PTQ, PSQ, lambda b: PSQ(b, axis="column"), BHQ, PerSampleShift]
+IDS = ["ptq", "psq", "psq-column", "bhq", "shift"]
+
+
+@st.composite
+def gradients(draw, max_rows=9, max_cols=7):
+    """Small (N, D) float64 matrices with per-row scales over several decades, some zero entries."""
+    n = draw(st.integers(1, max_rows))
+    d = draw(st.integers(1, max_cols))
+    seed = draw(st.integers(0, 2**32 - 1))
+    r = np.random.default_rng(seed)
+    x = r.standard_normal((n, d)) * np.exp(r.standard_normal((n, 1)) * 2)
+    x[r.random((n, d)) < 0.15] = 0.0
+    if draw(st.booleans()):
+        x = np.abs(x)
+    return x
+
+
+def _noise(q, x, seed, samples=None):
+    return q.uniform(x, np.random.default_rng(seed), samples)
+
+
+# -- noise and rounding ---------------------------------------------------------------------
+def test_noise_stream_split_equals_one_draw():
+    whole = noise_codes(np.random.default_rng(3), 23)
+    s = NoiseStream(np.random.default_rng(3))
+    parts = np.concatenate([s.take(1), s.take(5), s.take(0), s.take(9), s.take(8)])
+    np.testing.assert_array_equal(parts, whole)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_stochastic_rounding_bias_bound_over_all_noise_codes(dtype):
+    """Averaging ⌊y + u⌋ over all 2¹⁶ codes gives E exactly: |E − y| ≤ 2⁻¹⁷ + ½ulp(2^b)."""
+    u = uniform_from_codes(np.arange(2**16, dtype=np.uint16), dtype)
+    r = np.random.default_rng(0)
+    for bits in (4, 8):
+        y = (r.random(50) * (2**bits - 1)).astype(dtype)
+        mean = np.floor(y[:, None] + u[None, :]).mean(axis=1)
+        bound = 2.0**-17 + np.spacing(dtype(2**bits)) / 2
+        assert np.max(np.abs(mean - y.astype(np.float64))) <= bound
+
+
+# -- bad input --------------------------------------------------------------------------------
+@pytest.mark.parametrize("make", QUANTIZERS, ids=IDS)
+@pytest.mark.parametrize("bits", [0, 17, 2.5, 8.0, True, "8"])
+def test_bits_outside_1_16_or_not_integer_rejected(make, bits):
+    with pytest.raises(ValueError, match="bits"):
+        make(bits)
+
+
+@pytest.mark.parametrize("make", QUANTIZERS, ids=IDS)
+def test_bad_arrays_rejected(make, backend, rng):
+    q = make(4)
+    with pytest.raises(TypeError, match="float"):
+        q(backend.asarray(np.arange(6).reshape(2, 3)), rng)
+    for bad in (np.nan, np.inf, -np.inf):
+        x = np.ones((3, 4))
+        x[1, 2] = bad
+        with pytest.raises(ValueError, match=type(q).__name__ + r".*NaN or Inf"):
+            q(backend.asarray(x), rng)
+
+
+@pytest.mark.parametrize("make", QUANTIZERS, ids=IDS)
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+def test_dtype_and_shape_kept_empty_ok(make, dtype, backend, rng):
+    if not hasattr(backend.xp, dtype):
+        pytest.skip(f"{backend.name} has no {dtype}")
+    q = make(5)
+    x = backend.asarray(np.random.default_rng(1).standard_normal((4, 3, 2)), dtype=backend.dtype(dtype))
+    out = q(x, rng)
+    assert out.dtype == x.dtype and tuple(out.shape) == (4, 3, 2)
+    for shape in [(0, 3), (3, 0), (0,)]:
+        e = backend.asarray(np.zeros(shape), dtype=backend.dtype(dtype))
+        out = q(e, rng)
+        assert tuple(out.shape) == shape and out.dtype == e.dtype
+        assert q.conditional_variance(e) == 0.0
+
+
+def test_factory_names():
+    for name in ("ptq", "psq", "psq-column", "bhq", "shift"):
+        q = make_gradient_quantizer(name, 6)
+        assert q.name == name and q.bits == 6 and q.levels == 63
+    with pytest.raises(ValueError, match="unknown"):
+        make_gradient_quantizer("nope", 4)
+
+
+# -- grid, range, one step, idempotence -------------------------------------------------------
+@pytest.mark.parametrize("make", QUANTIZERS, ids=IDS)
+@given(x=gradients(), bits=st.integers(1, 8), seed=st.integers(0, 1000))
+def test_on_grid_inside_range_within_one_step_idempotent(make, x, bits, seed):
+    q = make(bits)
+    u = _noise(q, x, seed, samples=3)
+    enc = q.encode(x, u)
+    y, grid, _ = q._prepare(x)
+    k = np.asarray(enc.codes, dtype=np.float64) + grid.kmin
+    yhat = grid.values(k)
+    # on the grid and inside it
+    assert enc.codes.max() <= q.levels
+    # within one step of the rounded matrix (Y = T x for BHQ), and inside y's range
+    assert np.all(np.abs(yhat - y) <= grid.step * (1 + 1e-9))
+    lo_y, hi_y = y.min(axis=1, keepdims=True), y.max(axis=1, keepdims=True)
+    if q.name in ("psq", "bhq"):
+        assert np.all(yhat >= lo_y - 1e-12 * np.abs(lo_y)) and np.all(yhat <= hi_y + 1e-9 * np.abs(hi_y))
+    # idempotent: rounding grid points onto the same grid gives them back, for any noise
+    again = grid.round(grid.scaled(yhat), _noise(q, x, seed + 1, samples=3))
+    np.testing.assert_array_equal(again, k)
+    # the output: within one step per element (PSQ/PTQ/shift), equal to decode(encode)
+    out = q.quantize(x, u)
+    np.testing.assert_array_equal(out, q.decode(enc))
+    if q.name != "bhq":
+        assert np.all(np.abs(out - x) <= np.broadcast_to(grid.step, x.shape) * (1 + 1e-9) + 1e-300)
+
+
+@pytest.mark.parametrize("make", [PTQ, PerSampleShift], ids=["ptq", "shift"])
+@given(x=gradients(), bits=st.integers(1, 16), seed=st.integers(0, 1000))
+def test_zeros_stay_exactly_zero(make, x, bits, seed):
+    q = make(bits)
+    if bits == 1 and x.min() < 0 < x.max():
+        return  # no 2-level grid holds 0 and both signs (documented fallback)
+    out = q.quantize(x, _noise(q, x, seed, samples=4))
+    assert np.all(out[:, x == 0] == 0)
+
+
+@pytest.mark.parametrize(
+    "x",
+    [
+        np.array([[0.0, 1.0, 3.0]]),  # no negative entry: the authors' formula divides by zero
+        np.array([[0.0, -1.0, -3.0]]),  # no positive entry
+        np.array([[0.0, -1e-6, 3.0]]),  # negative side narrower than one step
+        np.zeros((2, 3)),
+    ],
+)
+@pytest.mark.parametrize("bits", [1, 2, 8, 16])
+def test_ptq_one_sided_and_degenerate_tensors(x, bits, backend, rng):
+    q = PTQ(bits)
+    xb = backend.asarray(x)
+    out = backend.to_numpy(q(xb, rng))
+    assert np.all(np.isfinite(out))
+    if bits > 1 or not x.min() < 0 < x.max():  # 1 bit and both signs: no zero-aligned grid exists
+        assert np.all(out[x == 0] == 0)
+    assert q.conditional_variance(xb) <= q.variance_bound(xb) * (1 + 1e-12)
+
+
+@given(x=gradients(), bits=st.integers(1, 16), seed=st.integers(0, 1000))
+def test_psq_constant_rows_unchanged(x, bits, seed):
+    x = np.concatenate([np.full((1, x.shape[1]), 2.5), x, np.zeros((1, x.shape[1]))])
+    q = PSQ(bits)
+    out = q.quantize(x, _noise(q, x, seed, samples=2))
+    assert np.all(out[:, 0] == 2.5) and np.all(out[:, -1] == 0.0)
+
+
+# -- BHQ transform -------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "spans",
+    [
+        [3.0],
+        [1.0, 2.0],
+        [5.0, 5.0],
+        [0.0, 0.0, 0.0],
+        [1.0] * 7,
+        [1000.0] + [1.0] * 31,
+        list(np.exp(np.random.default_rng(0).standard_normal(40) * 2)),
+        [0.0, 0.0, 4.0, 0.0],
+    ],
+)
+def test_bhq_inverse_times_transform_is_identity(spans):
+    t = block_householder(np.array(spans))
+    assert sorted(np.concatenate(t.groups).tolist()) == list(range(len(spans)))
+    np.testing.assert_allclose(t.inverse_matrix() @ t.matrix(), np.eye(len(spans)), atol=1e-12)
+    cols = np.sum(t.inverse_matrix() ** 2, axis=0)
+    np.testing.assert_allclose(t.inverse_column_norms_sq(), cols, rtol=1e-12)
+
+
+def test_householder_block_entries():
+    for g in (2, 3, 5, 16):
+        h = householder_dense(g)
+        np.testing.assert_allclose(h @ h, np.eye(g), atol=1e-13)
+        np.testing.assert_allclose(h[:, 0], np.full(g, 1 / math.sqrt(g)))
+        np.testing.assert_allclose(h[1, 1], 1 - 1 / (g - math.sqrt(g)))
+
+
+@given(st.lists(st.floats(1e-3, 1e3), min_size=3, max_size=60))
+def test_bhq_group_sizes_proportional_to_ranges(spans):
+    t = block_householder(np.array(spans))
+    lam = t.ranges
+    large = np.array([g[0] for g in t.groups])
+    z = len(spans) - t.n_large
+    share = z * lam[large] / lam[large].sum()
+    partners = t.group_sizes - 1
+    assert np.all(partners >= 1) and partners.sum() == z
+    assert np.all(np.abs(np.cumsum(partners) - np.cumsum(share)) <= 0.5 + 1e-9)  # c_i = round(cumsum)
+    # the large rows are the K largest, larger groups go with larger rows
+    assert lam[large].min() >= np.delete(lam, large).max()
+    assert np.all(np.diff(partners) <= 1)
+
+
+def test_bhq_edge_cases_run(rng):
+    q = BHQ(4)
+    for x in [np.ones((1, 5)), np.ones((2, 5)), np.zeros((4, 3)), np.full((5, 2), -3.0)]:
+        out = q(x, rng)
+        np.testing.assert_allclose(out, x, atol=1e-12)  # every row of T x is constant: exact
+        assert q.conditional_variance(x) <= 1e-20
+    x = np.tile(np.arange(5.0), (6, 1))  # all rows equal (not constant): ties in the sort
+    assert np.all(np.isfinite(q(x, rng)))
+    assert q.conditional_variance(x) <= q.variance_bound(x)
+
+
+# -- equivariance and backends ------------------------------------------------------------------
+@pytest.mark.parametrize("make", QUANTIZERS, ids=IDS)
+@given(x=gradients(max_rows=8), seed=st.integers(0, 1000))
+def test_permutation_equivariance_over_rows(make, x, seed):
+    spans = x.max(axis=1) - x.min(axis=1)
+    if len(np.unique(spans)) < len(spans):
+        return  # ties make BHQ's sort order (and so its groups) index-dependent
+    q = make(3)
+    perm = np.random.default_rng(seed).permutation(x.shape[0])
+    u = _noise(q, x, seed)
+    np.testing.assert_allclose(q.quantize(x[perm], u[perm]), q.quantize(x, u)[perm], rtol=1e-12, atol=1e-300)
+
+
+@pytest.mark.parametrize("make", QUANTIZERS, ids=IDS)
+def test_every_backend_gives_the_same_numbers(make, backend):
+    x = (
+        np.random.default_rng(5).standard_normal((6, 2, 3))
+        * np.array([1, 10, 0.1, 5, 1e-3, 2])[:, None, None]
+    )
+    q = make(4)
+    ref = q(x, np.random.default_rng(9))
+    got = backend.to_numpy(q(backend.asarray(x), np.random.default_rng(9)))
+    np.testing.assert_array_equal(got, ref)
+
+
+# -- forward quantizers and STE ----------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["affine", "zero_aligned"])
+@given(x=gradients(), bits=st.integers(1, 16))
+def test_forward_quantizer_rounds_to_nearest(kind, x, bits):
+    out = quantize_forward(x, bits, kind)
+    from refqt.quant import forward_grid
+
+    grid = forward_grid(x, bits, kind)
+    assert np.all(np.abs(out - x) <= grid.step * (0.5 + 1e-9))
+    if kind == "affine":  # its grid is found again from the output: idempotent
+        np.testing.assert_array_equal(quantize_forward(out, bits, kind), out)
+    if kind == "zero_aligned" and not (bits == 1 and x.min() < 0 < x.max()):
+        assert np.all(out[x == 0] == 0)
+
+
+def test_forward_quantizer_backends_and_errors(backend):
+    x = np.random.default_rng(2).standard_normal((3, 4, 5)).astype(np.float32)
+    for kind in ("affine", "zero_aligned"):
+        got = backend.to_numpy(quantize_forward(backend.asarray(x), 6, kind))
+        np.testing.assert_array_equal(got, quantize_forward(x, 6, kind))
+    with pytest.raises(ValueError, match="kind"):
+        quantize_forward(backend.asarray(x), 8, "log")
+    with pytest.raises(ValueError, match="bits"):
+        quantize_forward(backend.asarray(x), 0)
+    with pytest.raises(ValueError, match="NaN"):
+        quantize_forward(backend.asarray(np.array([1.0, np.nan])), 8)
+
+
+def test_fake_quant_forward_quantizes_backward_passes_straight_through():
+    from refqt.quant import fake_quant
+    from refqt.tensor import Tensor
+
+    x = Tensor(np.linspace(-1, 1, 7), requires_grad=True)
+    y = fake_quant(x, bits=2)
+    np.testing.assert_array_equal(y.data, quantize_forward(x.data, 2))
+    y.backward(np.arange(7.0))
+    np.testing.assert_array_equal(x.grad, np.arange(7.0))
