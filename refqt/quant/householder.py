@@ -29,6 +29,9 @@ from refqt.backend import backend_of
 RANGE_EPS = 1e-8
 """Added to every row range before grouping, as in the authors' code."""
 
+BLOCK_ELEMENTS = 1 << 18
+"""Elements of a group's rows processed at once by the fast path (≈ 1 MiB of float32)."""
+
 
 def householder_max_entry(g: int) -> float:
     """``h_G = max |H_G|``: entries ``1/√G``, ``1 − 1/(G − √G)``, ``−1/(G − √G)``."""
@@ -248,7 +251,7 @@ def apply_transform_fast(
     d = x2.shape[1]
     for idx, root, inv_root_m1, n, s, inv_s in t.coefficients(work):
         g = idx.size
-        width = max(4096, min(d, (1 << 18) // g))
+        width = max(1, min(d, BLOCK_ELEMENTS // g))
         a = np.empty((g, min(width, d)), dtype=work)
         total = np.empty(a.shape[1], dtype=work)
         tmp = np.empty_like(total)
