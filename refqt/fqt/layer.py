@@ -1,0 +1,128 @@
+"""``LayerQuantizer``: what ``quantize`` hangs on one Linear / Conv2d layer.
+
+Forward (QAT and FQT): the layer input is quantized per tensor (affine
+min/max, ``act_bits``) and the weight zero-aligned (``weight_bits``), both
+deterministic with a straight-through gradient; then the float op runs on the
+quantized operands.
+
+Backward (FQT only): :meth:`LayerQuantizer.bifurcate` quantizes the output
+gradient G twice with independent noise -- ``Q_b`` for the input-gradient
+path (rows = samples for a conv, tokens for a dense layer) and ``Q_w`` for the
+weight-gradient path (per tensor, or per column = output feature / channel).
+Each path can be switched off (``quantize_input_grad`` /
+``quantize_weight_grad``), which the statistics use to isolate one quantizer
+(Eq. 7) or to get the QAT gradient from the same forward pass.
+
+When ``captured`` is a list, each backward appends what it saw: the layer's
+output gradient G and the integer codes ``Q_b`` used (for bin-usage
+histograms and the Eq. 8 design quantities).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from refqt import ops
+from refqt.backend import namespace
+from refqt.fqt.config import QuantConfig
+from refqt.fqt.functions import QuantConv2d, QuantLinear
+from refqt.quant import fake_quant, make_gradient_quantizer
+from refqt.tensor import Tensor
+
+
+class LayerQuantizer:
+    """The FQT hook of one layer (see the module docstring).
+
+    Parameters
+    ----------
+    name : str
+        The layer's dotted name in the model.
+    config : QuantConfig
+    rng : numpy.random.Generator
+        This layer's own stream of gradient-quantization noise.
+    """
+
+    def __init__(self, name: str, config: QuantConfig, rng: np.random.Generator):
+        self.name = name
+        self.config = config
+        self.rng = rng
+        fqt = config.mode == "fqt"
+        self.grad_quantizer = (
+            make_gradient_quantizer(config.grad_quantizer, config.grad_bits)
+            if fqt and config.grad_quantizer != "none"
+            else None
+        )
+        wq = config.resolved_weight_grad_quantizer
+        self.weight_grad_quantizer = (
+            make_gradient_quantizer(wq, config.weight_grad_bits) if fqt and wq != "none" else None
+        )
+        self.quantize_input_grad = True
+        self.quantize_weight_grad = True
+        self.captured: list[dict[str, Any]] | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"LayerQuantizer({self.name!r}, mode={self.config.mode!r}, "
+            f"Q_b={self.grad_quantizer!r}, Q_w={self.weight_grad_quantizer!r})"
+        )
+
+    # -- forward -------------------------------------------------------------------
+    def _operands(self, x: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
+        return (
+            fake_quant(x, self.config.act_bits, kind="affine"),
+            fake_quant(w, self.config.weight_bits, kind="zero_aligned"),
+        )
+
+    def linear(self, x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
+        """``x @ wᵀ + b`` on quantized operands; FQT backward when in fqt mode."""
+        xq, wq = self._operands(x, w)
+        if self.config.mode == "qat":
+            return ops.linear(xq, wq, b)
+        args = (xq, wq) if b is None else (xq, wq, b)
+        return QuantLinear.apply(*args, hook=self)
+
+    def conv2d(self, x: Tensor, w: Tensor, b: Tensor | None, stride: Any = 1, padding: Any = 0) -> Tensor:
+        """``conv(x, w) + b`` on quantized operands; FQT backward when in fqt mode."""
+        xq, wq = self._operands(x, w)
+        if self.config.mode == "qat":
+            return ops.conv2d(xq, wq, b, stride=stride, padding=padding)
+        args = (xq, wq) if b is None else (xq, wq, b)
+        return QuantConv2d.apply(*args, stride=stride, padding=padding, hook=self)
+
+    # -- backward ------------------------------------------------------------------
+    def bifurcate(self, g: Any, kind: str, need_input: bool, need_weight: bool) -> tuple[Any, Any]:
+        """``(Q_b(G), Q_w(G))``, each of G's shape; ``G`` itself where a path is off.
+
+        ``kind`` is ``"linear"`` (G (..., out): rows are all leading axes) or
+        ``"conv"`` (G (N, F, Ho, Wo): rows are samples, columns channels).
+        """
+        xp = namespace(g)
+        g_in = g
+        codes = None
+        if need_input and self.quantize_input_grad and self.grad_quantizer is not None:
+            rows = xp.reshape(g, (-1, g.shape[-1]) if kind == "linear" else (g.shape[0], -1))
+            if self.captured is not None:
+                enc = self.grad_quantizer.encode(rows, self.grad_quantizer.uniform(rows, self.rng))
+                codes = enc
+                g_in = xp.reshape(self.grad_quantizer.decode(enc), g.shape)
+            else:
+                g_in = xp.reshape(self.grad_quantizer(rows, self.rng), g.shape)
+        g_w = g
+        if need_weight and self.quantize_weight_grad and self.weight_grad_quantizer is not None:
+            g_w = self._quantize_columns(g, kind)
+        if self.captured is not None:
+            self.captured.append({"layer": self.name, "grad": g, "encoded": codes})
+        return g_in, g_w
+
+    def _quantize_columns(self, g: Any, kind: str) -> Any:
+        """``Q_w(G)``: the weight path's quantizer with G laid out as (rows, channels)."""
+        xp = namespace(g)
+        if kind == "linear":
+            cols = xp.reshape(g, (-1, g.shape[-1]))
+            return xp.reshape(self.weight_grad_quantizer(cols, self.rng), g.shape)
+        n, f, h, w = g.shape
+        cols = xp.reshape(xp.permute_dims(g, (0, 2, 3, 1)), (n * h * w, f))
+        q = self.weight_grad_quantizer(cols, self.rng)
+        return xp.permute_dims(xp.reshape(q, (n, h, w, f)), (0, 3, 1, 2))
