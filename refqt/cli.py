@@ -8,8 +8,9 @@ Each subcommand is a small module with one function that adds its parser::
         parser.set_defaults(run=run)    # run(args) -> int, the exit status
 
 and :func:`build_parser` calls it, one plain line per subcommand. ``info``
-below is written that way. Planned subcommands (not there yet): ``train``,
-``demo``, ``variance``, ``reproduce``, ``bench``, each in ``refqt/experiments/``.
+below is written that way; ``demo`` lives in :mod:`refqt.experiments.demo`.
+Planned subcommands (not there yet): ``train``, ``variance``, ``reproduce``,
+``bench``, each in ``refqt/experiments/``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from importlib import metadata
 
 import refqt
 from refqt.backend import available_backends, get_backend
+from refqt.experiments import demo
 
 
 def _version(distribution: str) -> str:
@@ -68,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"refqt {refqt.__version__}")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
     add_info_parser(subparsers)
+    demo.add_parser(subparsers)
     return parser
 
 
@@ -78,4 +81,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "run"):
         parser.print_help()
         return 2
-    return args.run(args)
+    try:
+        return args.run(args)
+    except (ValueError, TypeError, FileNotFoundError, KeyError) as err:
+        # A user's mistake (bad bit width, missing data folder...): one clear line, no traceback.
+        print(f"refqt: error: {err}", file=sys.stderr)
+        return 2
