@@ -9,7 +9,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from refqt import ops
 from refqt.gradcheck import adjoint_test, check_vjp
 from refqt.ops import conv as C
-from refqt.ops import conv_fast
+from refqt.ops import conv_fast, winograd
 from refqt.tensor import Tensor
 
 
@@ -39,8 +39,9 @@ def test_fast_path_matches_reference_and_definition(case, tiny_chunks):
     assume(k <= h + 2 * p and k <= wd + 2 * p)
     rng = np.random.default_rng(sum(case))
     x, w = rng.standard_normal((n, c, h, wd)), rng.standard_normal((f, c, k, k))
-    old = conv_fast.CPU_CHUNK_BYTES
-    conv_fast.CPU_CHUNK_BYTES = 1 if tiny_chunks else old  # one image per chunk
+    old, old_band = conv_fast.CPU_CHUNK_BYTES, winograd.CPU_BAND_BYTES
+    if tiny_chunks:  # one image per chunk, one tile row per Winograd band
+        conv_fast.CPU_CHUNK_BYTES = winograd.CPU_BAND_BYTES = 1
     try:
         out = C.conv2d_forward(x, w, s, p)
         np.testing.assert_allclose(out, direct_conv(x, w, (s, s), (p, p)), rtol=1e-11, atol=1e-11)
@@ -54,7 +55,7 @@ def test_fast_path_matches_reference_and_definition(case, tiny_chunks):
         inner = np.sum(g * out)
         assert np.isclose(np.sum(gx_ref * x), inner) and np.isclose(np.sum(gw_ref * w), inner)
     finally:
-        conv_fast.CPU_CHUNK_BYTES = old
+        conv_fast.CPU_CHUNK_BYTES, winograd.CPU_BAND_BYTES = old, old_band
 
 
 @pytest.mark.parametrize("stride, padding", [(1, 1), (1, 0), (2, 1), ((1, 2), (2, 0))])
@@ -69,6 +70,12 @@ def test_float32_fast_path_close_to_float64(stride, padding, rng):
     gx = C.conv2d_grad_input(g, w, x.shape, stride, padding)
     gx64 = C.conv2d_grad_input_reference(g.astype(np.float64), w.astype(np.float64), x.shape, stride, padding)
     np.testing.assert_allclose(gx, gx64, rtol=1e-4, atol=1e-4)
+    gw = C.conv2d_grad_weight(g, x, w.shape, stride, padding)
+    assert gw.dtype == np.float32
+    gw64 = C.conv2d_grad_weight_reference(
+        g.astype(np.float64), x.astype(np.float64), w.shape, stride, padding
+    )
+    np.testing.assert_allclose(gw, gw64, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("stride, padding, bias", [(1, 1, True), (2, 0, False), ((2, 1), (1, 0), True)])

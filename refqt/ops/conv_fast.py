@@ -9,9 +9,9 @@ and it falls out of every cache. Here the same algorithm runs
   straight into the result -- so the extra memory is a few megabytes and the
   work stays in cache;
 * and for 3×3, stride-1 filters (most of a ResNet) by Winograd's
-  F(2×2, 3×3) (:mod:`refqt.ops.winograd`), for the forward pass and for the
-  input gradient, which is a 3×3 stride-1 convolution of ``g`` with the
-  flipped, transposed filters: ``g_x = conv(g, flip(w)ᵀ, padding = 2 − p)``.
+  F(2×2, 3×3) (:mod:`refqt.ops.winograd`): the forward pass, the weight
+  gradient, and the input gradient, which is a 3×3 stride-1 convolution of
+  ``g`` with the flipped, transposed filters: ``g_x = conv(g, flip(w)ᵀ, padding = 2 − p)``.
 
 Every function takes ``native``, the ``numpy`` or ``cupy`` module, and
 raw arrays already checked by :mod:`refqt.ops.conv`.
@@ -105,6 +105,8 @@ def grad_weight(
     g: Any, x: Any, w_shape: tuple[int, ...], stride: Pair, padding: Pair, native: ModuleType
 ) -> Any:
     """VJP with respect to the filters: g (N, F, Ho, Wo), x (N, C, H, W) -> (F, C, kh, kw)."""
+    if winograd.applies(w_shape, stride):
+        return winograd.grad_weight3x3(g, x, padding, native)
     _, f, ho, wo = g.shape
     gw = native.zeros((f, w_shape[1] * w_shape[2] * w_shape[3]), dtype=g.dtype)
     part = native.empty_like(gw)

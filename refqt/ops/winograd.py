@@ -4,7 +4,7 @@ Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks" (CVPR 2016).
 Cut the padded input into 4×4 tiles ``d`` that overlap by two pixels; each
 tile gives a 2×2 block of the output::
 
-    Y = Aᵀ [ (G w Gᵀ) ⊙ (Bᵀ d B) ] A        (⊙: elementwise, summed over channels)
+    Y = Aᵀ [ U ⊙ V ] A,   U = G w Gᵀ,   V = Bᵀ d B     (⊙: elementwise, summed over channels)
 
     Bᵀ = [[1, 0,-1, 0],    G = [[ 1,   0,   0 ],    Aᵀ = [[1, 1, 1, 0],
           [0, 1, 1, 0],         [1/2, 1/2, 1/2],          [0, 1,-1,-1]]
@@ -15,13 +15,24 @@ Summing over channels turns the ⊙ into 16 matrix products, one per position
 ``(ξ, ν)`` of the 4×4 transformed tile: ``M[ξν] = U[ξν] (F, C) @ V[ξν] (C, tiles)``.
 Those products are the work; the transforms are additions.
 
-Memory layout, so that NumPy only ever touches contiguous rows: the padded
-image is split into four *parity planes* ``plane[qr][qc][c, a, b] =
-padded[c, 2a + qr, 2b + qc]``, each flattened to one axis with rows of length
-``r = tw + 1``. Tap ``(u, v)`` of tile ``(a, b)`` is then
-``plane[u % 2][v % 2].flat[t + (u // 2)·r + v // 2]`` with ``t = a·r + b``: a
-shifted contiguous slice, for all tiles at once. Tiles with ``b = tw`` are junk
-(they wrap into the next row) and are dropped at the end.
+The weight gradient is the same picture read backwards (the map is linear in
+``U``): with ``g`` cut into the 2×2 blocks the tiles produced,
+
+    g_U[ξν] = Σ_tiles (A g Aᵀ)[ξν] (F, tiles) @ V[ξν]ᵀ (tiles, C),     g_w = Gᵀ g_U G.
+
+Two things make it fast on a CPU:
+
+* **Bands.** An image is done a *band* of tile rows at a time, sized
+  (``CPU_BAND_BYTES``) so that all the buffers of a band stay in the
+  processor's L2 cache; the buffers are allocated once and reused.
+* **Parity planes**, so that NumPy only ever touches contiguous rows: the
+  band's padded rows are split into four planes ``plane[qr][qc][c, a, b] =
+  padded[c, row0 + 2a + qr, 2b + qc]``, each flattened to one axis (all
+  channels, rows of length ``r = tw + 1``). Tap ``(u, v)`` of tile ``(a, b)``
+  is then ``plane[u % 2][v % 2].flat[t + (u // 2)·r + v // 2]`` with
+  ``t = a·r + b``: a shifted contiguous slice, for all tiles at once. Tiles
+  with ``b = tw`` are junk (they wrap into the next row): they are dropped
+  from the output, and their ``g`` is zero in the weight gradient.
 
 Used by :mod:`refqt.ops.conv_fast` on NumPy / CuPy (``native`` is the
 ``numpy`` or ``cupy`` module); tested against the im2col reference in
@@ -30,8 +41,12 @@ Used by :mod:`refqt.ops.conv_fast` on NumPy / CuPy (``native`` is the
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
+
+CPU_BAND_BYTES = 3 << 20  # buffers of one band: about an L2 cache (not all of them are live at once)
+GPU_BAND_BYTES = 1 << 30
 
 _G = [[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]]
 
@@ -57,6 +72,92 @@ def _at(m0: Any, m1: Any, m2: Any, m3: Any, out0: Any, out1: Any, native: Module
     out1 -= m3
 
 
+def _a(p0: Any, p1: Any, out: Any, native: ModuleType) -> None:
+    """``out[k] = (A p)[k]`` for a 2-tap signal ``p0, p1``: p0, p0+p1, p0−p1, −p1."""
+    out[0] = p0
+    native.add(p0, p1, out=out[1])
+    native.subtract(p0, p1, out=out[2])
+    native.negative(p1, out=out[3])
+
+
+class _Geometry:
+    """Sizes of the tiling of one image, and the bands of tile rows it is done in."""
+
+    def __init__(
+        self, x_shape: tuple[int, ...], f: int, padding: tuple[int, int], itemsize: int, native: ModuleType
+    ):
+        _, c, self.h, self.w = x_shape
+        self.ph, self.pw = padding
+        self.ho, self.wo = self.h + 2 * self.ph - 2, self.w + 2 * self.pw - 2  # output size
+        self.th, self.tw = (self.ho + 1) // 2, (self.wo + 1) // 2  # tiles per column / row
+        self.r = self.tw + 1  # length of a parity-plane row (one junk tile per row)
+        budget = CPU_BAND_BYTES if native.__name__ == "numpy" else GPU_BAND_BYTES
+        # Per tile row, the band buffers hold 28 values per channel (planes, Bᵀ d, V) and 28
+        # per filter (U ⊙ V, Aᵀ m and y in the forward; g, A g, A g Aᵀ in the weight gradient).
+        bytes_per_tile_row = 28 * (c + f) * self.r * itemsize
+        self.nb = max(1, min(self.th, budget // bytes_per_tile_row))  # tile rows per band
+        self.tiles = self.nb * self.r  # tiles of a band, junk included
+        self.lp = (self.nb + 1) * self.r + 1  # one channel of a parity plane, with room for the shifts
+
+    def bands(self) -> Iterator[tuple[int, int]]:
+        """``(a0, rows)``: first tile row of each band and how many of its rows are real."""
+        for a0 in range(0, self.th, self.nb):
+            yield a0, min(self.nb, self.th - a0)
+
+    def row_range(self, first: int, rows: int, size: int) -> tuple[int, int]:
+        """Which ``a`` in ``[0, rows)`` read a real row ``first + 2a`` of an image with ``size`` rows."""
+        lo = min(rows, max(0, (-first + 1) // 2))
+        return lo, max(lo, min(rows, (size - first + 1) // 2))
+
+
+def _fill(grid: Any, image: Any, row0: int, geo: _Geometry) -> None:
+    """``grid[qr, qc, c, a, b] = padded[c, row0 + 2a + qr, 2b + qc]`` for one image (C, H, W).
+
+    Columns that fall in the padding are never written (they stay zero from the
+    allocation); rows that fall in the padding are zeroed here.
+    """
+    rows = grid.shape[3]
+    for qr in range(2):
+        first = row0 + qr - geo.ph  # image row read by a = 0
+        lo, hi = geo.row_range(first, rows, geo.h)
+        for qc in range(2):
+            j0 = (qc - geo.pw) % 2  # first image column whose padded column has parity qc
+            b0, cols = (geo.pw + j0 - qc) // 2, len(range(j0, geo.w, 2))
+            grid[qr, qc, :, :lo] = 0
+            grid[qr, qc, :, hi:] = 0
+            if hi > lo:
+                rows_read = slice(first + 2 * lo, first + 2 * hi - 1, 2)
+                grid[qr, qc, :, lo:hi, b0 : b0 + cols] = image[:, rows_read, j0::2]
+
+
+class _InputTransform:
+    """``V = Bᵀ d B`` for every tile of a band: buffers (C channels) allocated once."""
+
+    def __init__(self, c: int, geo: _Geometry, dtype: Any, native: ModuleType):
+        self.geo, self.native, self.length = geo, native, c * geo.lp
+        r, nb = geo.r, geo.nb
+        self.planes = native.zeros((2, 2, self.length + r + 2), dtype=dtype)
+        grid = self.planes[:, :, : self.length].reshape(2, 2, c, geo.lp)[..., : (nb + 1) * r]
+        self.grid = grid.reshape(2, 2, c, nb + 1, r)
+        self.t = native.empty((4, 2, self.length + 1), dtype=dtype)  # Bᵀ applied along columns
+        self.v = native.empty((4, 4, self.length), dtype=dtype)
+
+    def __call__(self, image: Any, a0: int) -> Any:
+        """V of the band starting at tile row ``a0`` of ``image`` (C, H, W): (16, C, tiles), a view."""
+        geo, native, length, r = self.geo, self.native, self.length, self.geo.r
+        _fill(self.grid, image, 2 * a0, geo)
+        # Vertical taps u = 0..3 are planes qr = (0, 1, 0, 1) shifted by (0, 0, 1, 1) rows; both qc at once.
+        _bt(
+            *[self.planes[u % 2, :, (u // 2) * r : (u // 2) * r + length + 1] for u in range(4)],
+            self.t,
+            native,
+        )
+        # Horizontal taps v = 0..3 are parities qc = (0, 1, 0, 1) shifted by (0, 0, 1, 1); all ξ at once.
+        taps = [self.t[:, v % 2, v // 2 : v // 2 + length] for v in range(4)]
+        _bt(*taps, self.v.transpose(1, 0, 2), native)
+        return self.v.reshape(16, -1, geo.lp)[:, :, : geo.tiles]
+
+
 def conv3x3(x: Any, w: Any, padding: tuple[int, int], native: ModuleType) -> Any:
     """3×3, stride-1 convolution of raw arrays by F(2×2, 3×3).
 
@@ -73,63 +174,83 @@ def conv3x3(x: Any, w: Any, padding: tuple[int, int], native: ModuleType) -> Any
     -------
     array (N, F, H + 2ph − 2, W + 2pw − 2)
     """
-    n, c, h, wd = x.shape
+    n, c = x.shape[:2]
     f = w.shape[0]
-    ph, pw = padding
-    ho, wo = h + 2 * ph - 2, wd + 2 * pw - 2
-    th, tw = (ho + 1) // 2, (wo + 1) // 2  # tiles per column / row
-    r = tw + 1  # length of a parity-plane row
-    dtype = x.dtype
-    out = native.empty((n, f, ho, wo), dtype=dtype)
+    geo = _Geometry(x.shape, f, padding, x.itemsize, native)
+    nb, r, tiles = geo.nb, geo.r, geo.tiles
+    out = native.empty((n, f, geo.ho, geo.wo), dtype=x.dtype)
 
-    g_mat = native.asarray(_G, dtype=dtype)
-    u = native.einsum("xi,fcij,yj->xyfc", g_mat, w, g_mat).reshape(16, f, c)  # G w Gᵀ per (ξ, ν)
-
-    # Parity planes of the padded image, all channels on one flat axis (channel c
-    # starts at c·lp), so that every transform step is one contiguous 1-D array op.
-    # Positions whose tile index t = p − c·lp is ≥ th·r are junk and never read back.
-    lp = (th + 1) * r + 1
-    length = c * lp
-    planes = native.zeros((2, 2, length + r + 2), dtype=dtype)  # padding zeros are written once
-    grid = planes[:, :, :length].reshape(2, 2, c, lp)[..., : (th + 1) * r].reshape(2, 2, c, th + 1, r)
-    fills = []  # (destination in a plane, first input row, first input column)
-    for qr in range(2):
-        i0 = (qr - ph) % 2  # first input row whose padded row has parity qr
-        rows = range(i0, h, 2)
-        for qc in range(2):
-            j0 = (qc - pw) % 2
-            cols = range(j0, wd, 2)
-            a0, b0 = (ph + i0 - qr) // 2, (pw + j0 - qc) // 2
-            fills.append((grid[qr, qc, :, a0 : a0 + len(rows), b0 : b0 + len(cols)], i0, j0))
-
-    t = native.empty((4, 2, length + 1), dtype=dtype)  # Bᵀ applied along rows
-    v = native.empty((4, 4, length), dtype=dtype)  # Bᵀ d B
-    tiles = th * r
-    m = native.empty((16, f, tiles), dtype=dtype)  # U ⊙ V summed over channels
-    s = native.empty((4, 2, f * tiles), dtype=dtype)  # Aᵀ applied along columns
-    y = native.empty((f, th, 2, r, 2), dtype=dtype)  # y[:, a, u, b, v] = out[:, 2a+u, 2b+v]
+    g_mat = native.asarray(_G, dtype=x.dtype)
+    w_tiles = native.einsum("xi,fcij,yj->xyfc", g_mat, w, g_mat).reshape(16, f, c)  # U = G w Gᵀ per (ξ, ν)
+    transform = _InputTransform(c, geo, x.dtype, native)
+    m = native.empty((16, f, tiles), dtype=x.dtype)  # U ⊙ V summed over channels
+    s = native.empty((4, 2, f * tiles), dtype=x.dtype)  # Aᵀ applied along columns
+    y = native.empty((f, nb, 2, 2, r), dtype=x.dtype)  # y[:, a, u, v, b] = out[:, 2(a0 + a) + u, 2b + v]
 
     for k in range(n):
-        for dst, i0, j0 in fills:
-            dst[...] = x[k, :, i0::2, j0::2]
-        for qc in range(2):  # vertical taps u = 0..3 live in planes (0, 1, 0, 1), rows (+0, +0, +1, +1)
-            _bt(
-                *[planes[uu % 2, qc, (uu // 2) * r : (uu // 2) * r + length + 1] for uu in range(4)],
-                t[:, qc],
-                native,
-            )
-        for xi in range(4):  # horizontal taps v = 0..3: parity (0, 1, 0, 1), shift (+0, +0, +1, +1)
-            _bt(*[t[xi, vv % 2, vv // 2 : vv // 2 + length] for vv in range(4)], v[xi], native)
-        native.matmul(u, v.reshape(16, c, lp)[:, :, :tiles], out=m)
-        mm = m.reshape(4, 4, f * tiles)
-        for xi in range(4):
-            _at(*mm[xi], s[xi, 0], s[xi, 1], native)
-        for vv in range(2):
+        for a0, rows in geo.bands():
+            native.matmul(w_tiles, transform(x[k], a0), out=m)
+            _at(*m.reshape(4, 4, f * tiles).transpose(1, 0, 2), s[:, 0], s[:, 1], native)  # over ν, all ξ
+            # Aᵀ along ξ (both v at once) into y, contiguous; then interleave y into the output.
             _at(
-                *[s[xi, vv].reshape(f, th, r) for xi in range(4)],
-                y[:, :, 0, :, vv],
-                y[:, :, 1, :, vv],
+                *s.reshape(4, 2, f, nb, r),
+                native.moveaxis(y[:, :, 0], 2, 0),
+                native.moveaxis(y[:, :, 1], 2, 0),
                 native,
             )
-        out[k] = y.reshape(f, 2 * th, 2 * r)[:, :ho, :wo]
+            y_rows = min(2 * rows, geo.ho - 2 * a0)  # the last band may hold a half tile row
+            for u in range(2):
+                for v in range(2):
+                    block = out[k, :, 2 * a0 + u : 2 * a0 + y_rows : 2, v::2]
+                    block[...] = y[:, : block.shape[1], u, v, : block.shape[2]]
     return out
+
+
+def grad_weight3x3(g: Any, x: Any, padding: tuple[int, int], native: ModuleType) -> Any:
+    """Weight gradient of a 3×3, stride-1 convolution by F(2×2, 3×3).
+
+    ``g_w[f, c, i, j] = Σ_{n,y,z} g[n, f, y, z] · xpad[n, c, y + i, z + j]``,
+    computed as ``Gᵀ (Σ_tiles (A g Aᵀ) ⊙ V) G``.
+
+    Parameters
+    ----------
+    g : array (N, F, Ho, Wo)
+        Cotangent of the output, ``Ho = H + 2ph − 2`` (same for W).
+    x : array (N, C, H, W)
+    padding : (ph, pw)
+    native : module
+        ``numpy`` or ``cupy``.
+
+    Returns
+    -------
+    array (F, C, 3, 3)
+    """
+    n, c = x.shape[:2]
+    f = g.shape[1]
+    geo = _Geometry(x.shape, f, padding, x.itemsize, native)
+    nb, r, tiles = geo.nb, geo.r, geo.tiles
+
+    transform = _InputTransform(c, geo, x.dtype, native)
+    # g of a band, tile-major with the filters last, so that the products below are plain
+    # (C, tiles) @ (tiles, F) matrix products, the fastest kind for BLAS.
+    g_planes = native.zeros((2, 2, nb, r, f), dtype=x.dtype)  # g[f, 2(a0 + a) + u, 2b + v]; junk stays 0
+    g_rows = native.empty((4, 2, nb, r, f), dtype=x.dtype)  # A applied along columns
+    g_tiles = native.empty((4, 4, nb, r, f), dtype=x.dtype)  # A g Aᵀ
+    g_u = native.zeros((16, c, f), dtype=x.dtype)  # Σ over tiles of V[ξν] (A g Aᵀ)[ξν], transposed
+    part = native.empty_like(g_u)
+    for k in range(n):
+        for a0, _ in geo.bands():
+            for u in range(2):
+                lo, hi = geo.row_range(2 * a0 + u, nb, geo.ho)
+                for v in range(2):
+                    g_planes[u, v, :lo] = 0
+                    g_planes[u, v, hi:] = 0
+                    cols = len(range(v, geo.wo, 2))
+                    rows_read = slice(2 * a0 + u + 2 * lo, 2 * a0 + u + 2 * hi - 1, 2)
+                    g_planes[u, v, lo:hi, :cols] = g[k, :, rows_read, v::2].transpose(1, 2, 0)
+            _a(g_planes[0], g_planes[1], g_rows, native)  # along columns, both v at once
+            _a(g_rows[:, 0], g_rows[:, 1], g_tiles.transpose(1, 0, 2, 3, 4), native)  # along rows, all ξ
+            native.matmul(transform(x[k], a0), g_tiles.reshape(16, tiles, f), out=part)
+            g_u += part
+    g_mat = native.asarray(_G, dtype=x.dtype)
+    return native.einsum("xi,xycf,yj->fcij", g_mat, g_u.reshape(4, 4, c, f), g_mat)
