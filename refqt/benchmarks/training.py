@@ -1,0 +1,132 @@
+"""Training-step cost of QAT and FQT against exact training, at one thread.
+
+Two workloads:
+
+* the digits SmallCNN (batch 128), a whole SGD step (forward, backward, update);
+* the rebuttal's conv layer: input (128, 64, 56, 56) float32, 64 filters 3×3,
+  stride 1, padding 1, as one layer "step" (forward + backward with a fixed
+  random cotangent).
+
+For each: the exact step, QAT, and FQT with BHQ at 5 bits (8-bit per-column
+weight path), as ratios to exact. Then the statistics' reuse of the forward
+pass: K = 32 gradient draws for one batch (one forward, K backward passes)
+against K full steps::
+
+    python -m refqt.benchmarks.training [--repeats 3] [--skip-layer]
+
+:func:`training_benchmark` returns the figures as a dict.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import numpy as np
+
+from refqt import Tensor
+from refqt.benchmarks.timing import best_ms, one_thread
+from refqt.data import load_digits
+from refqt.experiments.training import classification_loss
+from refqt.fqt import QuantConfig, quantize
+from refqt.models import SmallCNN
+from refqt.nn import Conv2d
+from refqt.optim import SGD
+from refqt.stats import draw_layer_gradients
+
+MODES = {
+    "exact": QuantConfig(mode="exact"),
+    "qat": QuantConfig(mode="qat"),
+    "fqt-bhq5": QuantConfig(mode="fqt", grad_quantizer="bhq", grad_bits=5),
+}
+
+
+def _cnn_step_ms(config: QuantConfig, batch: tuple[np.ndarray, np.ndarray], repeats: int) -> float:
+    model = quantize(SmallCNN(rng=np.random.default_rng(0)), config)
+    opt = SGD(model.parameters(), lr=0.01, momentum=0.9)
+
+    def step() -> None:
+        loss = classification_loss(model, batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    step()  # warm-up
+    return best_ms(step, repeats)
+
+
+def _layer_step_ms(config: QuantConfig, x: np.ndarray, g: np.ndarray, repeats: int) -> float:
+    layer = quantize(Conv2d(64, 64, 3, padding=1, rng=np.random.default_rng(0)), config)
+    xt = Tensor(x, requires_grad=True)
+
+    def step() -> None:
+        layer.zero_grad()
+        xt.grad = None
+        layer(xt).backward(g)
+
+    return best_ms(step, repeats)
+
+
+def _draws_vs_steps_ms(batch: tuple[np.ndarray, np.ndarray], k: int, repeats: int) -> tuple[float, float]:
+    model = quantize(SmallCNN(rng=np.random.default_rng(0)), MODES["fqt-bhq5"])
+    opt = SGD(model.parameters(), lr=0.0, momentum=0.0)
+
+    def draws() -> None:
+        draw_layer_gradients(model, classification_loss(model, batch), k, free_graph=True)
+
+    def steps() -> None:
+        for _ in range(k):
+            loss = classification_loss(model, batch)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+    return best_ms(draws, repeats), best_ms(steps, repeats)
+
+
+def training_benchmark(repeats: int = 3, layer: bool = True, k: int = 32) -> dict[str, Any]:
+    """Step times (ms) per workload and mode, their ratios to exact, and the draws figure."""
+    limit, blas = one_thread()
+    x, y = load_digits()
+    batch = (x[:128], y[:128])
+    figures: dict[str, Any] = {"blas": blas, "k": k}
+    with limit:
+        cnn = {name: _cnn_step_ms(cfg, batch, 5 * repeats) for name, cfg in MODES.items()}
+        figures["digits_cnn_ms"] = cnn
+        if layer:
+            rng = np.random.default_rng(0)
+            xl = rng.standard_normal((128, 64, 56, 56), dtype=np.float32)
+            gl = rng.standard_normal((128, 64, 56, 56), dtype=np.float32)
+            figures["conv_layer_ms"] = {
+                name: _layer_step_ms(cfg, xl, gl, repeats) for name, cfg in MODES.items()
+            }
+        d, s = _draws_vs_steps_ms(batch, k, repeats)
+        figures["draws_ms"], figures["steps_ms"] = d, s
+    return figures
+
+
+def format_report(f: dict[str, Any]) -> str:
+    lines = [f["blas"], f"{'workload':<22}{'mode':<10}{'ms':>10}{'× exact':>10}"]
+    for key, label in (("digits_cnn_ms", "digits CNN step"), ("conv_layer_ms", "conv layer fwd+bwd")):
+        if key not in f:
+            continue
+        for mode, ms in f[key].items():
+            lines.append(f"{label:<22}{mode:<10}{ms:>10.1f}{ms / f[key]['exact']:>10.2f}")
+    k = f["k"]
+    lines.append(
+        f"K = {k} gradient draws, one forward: {f['draws_ms']:.1f} ms vs {k} full steps "
+        f"{f['steps_ms']:.1f} ms = {f['draws_ms'] / f['steps_ms']:.2f}×"
+    )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--skip-layer", action="store_true", help="skip the large conv layer")
+    args = parser.parse_args(argv)
+    print(format_report(training_benchmark(args.repeats, layer=not args.skip_layer)))
+
+
+if __name__ == "__main__":
+    main()
