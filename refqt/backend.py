@@ -198,6 +198,15 @@ def backend_of(a: Any) -> Backend:
     raise TypeError(f"expected a NumPy, CuPy or array_api_strict array, got {type(a).__name__}")
 
 
+def is_array(obj: Any) -> bool:
+    """Whether ``obj`` is an array of a known backend."""
+    try:
+        backend_of(obj)
+    except TypeError:
+        return False
+    return True
+
+
 def namespace(a: Any) -> ModuleType:
     """Shorthand for ``backend_of(a).xp``."""
     return backend_of(a).xp

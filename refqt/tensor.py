@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from refqt import autodiff
-from refqt.backend import Backend, backend_of
+from refqt.backend import Backend, backend_of, is_array
 
 
 class Tensor:
@@ -36,7 +36,7 @@ class Tensor:
     def __init__(self, data: Any, requires_grad: bool = False, name: str | None = None):
         if isinstance(data, Tensor):
             data = data.data
-        elif not _is_array(data):
+        elif not is_array(data):
             data = np.asarray(data)
         self.data = data
         self.requires_grad = bool(requires_grad)
@@ -221,14 +221,6 @@ class Tensor:
         return ops.log_softmax(self, axis=axis)
 
 
-def _is_array(obj: Any) -> bool:
-    try:
-        backend_of(obj)
-    except TypeError:
-        return False
-    return True
-
-
 def _raw(obj: Any) -> Any:
     return obj.data if isinstance(obj, Tensor) else obj
 
@@ -237,7 +229,7 @@ def as_tensor(obj: Any, like: Tensor | None = None) -> Tensor:
     """``obj`` as a Tensor; scalars and host data take ``like``'s backend and dtype."""
     if isinstance(obj, Tensor):
         return obj
-    if like is not None and not _is_array(obj):
+    if like is not None and not is_array(obj):
         return Tensor(like.backend.xp.asarray(obj, dtype=like.dtype))
     return Tensor(obj)
 

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from refqt.backend import Backend, backend_of, get_backend
+from refqt.backend import Backend, backend_of, get_backend, is_array
 from refqt.tensor import Tensor
 
 
@@ -80,7 +80,7 @@ class Module:
             self._parameter_names[name] = None
         elif isinstance(value, Module):
             self._module_names[name] = None
-        elif name in self._buffer_names and value is not None and not _is_array(value):
+        elif name in self._buffer_names and value is not None and not is_array(value):
             raise TypeError(f"{type(self).__name__}.{name} is a buffer and must be an array")
         object.__setattr__(self, name, value)
 
@@ -252,11 +252,3 @@ class Module:
             lines.append(f"  ({name}): {body}")
         lines.append(")")
         return "\n".join(lines)
-
-
-def _is_array(obj: Any) -> bool:
-    try:
-        backend_of(obj)
-    except TypeError:
-        return False
-    return True
