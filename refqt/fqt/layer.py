@@ -100,20 +100,20 @@ class LayerQuantizer:
         """
         xp = namespace(g)
         g_in = g
-        codes = None
+        encoded = None
         if need_input and self.quantize_input_grad and self.grad_quantizer is not None:
+            q = self.grad_quantizer
             rows = xp.reshape(g, (-1, g.shape[-1]) if kind == "linear" else (g.shape[0], -1))
-            if self.captured is not None:
-                enc = self.grad_quantizer.encode(rows, self.grad_quantizer.uniform(rows, self.rng))
-                codes = enc
-                g_in = xp.reshape(self.grad_quantizer.decode(enc), g.shape)
+            if self.captured is not None:  # same noise as q(rows, rng), keeping the codes
+                encoded = q.encode(rows, q.uniform(rows, self.rng))
+                g_in = xp.reshape(q.decode(encoded), g.shape)
             else:
-                g_in = xp.reshape(self.grad_quantizer(rows, self.rng), g.shape)
+                g_in = xp.reshape(q(rows, self.rng), g.shape)
         g_w = g
         if need_weight and self.quantize_weight_grad and self.weight_grad_quantizer is not None:
             g_w = self._quantize_columns(g, kind)
         if self.captured is not None:
-            self.captured.append({"layer": self.name, "grad": g, "encoded": codes})
+            self.captured.append({"layer": self.name, "grad": g, "encoded": encoded})
         return g_in, g_w
 
     def _quantize_columns(self, g: Any, kind: str) -> Any:

@@ -46,5 +46,4 @@ def capture_gradients(model: Module) -> Iterator[dict[str, list[dict[str, Any]]]
 def bin_usage(encoded: Any) -> np.ndarray:
     """Counts of each integer code 0 … B in an ``Encoded`` (length B + 1, int64)."""
     codes = backend_of(encoded.codes).to_numpy(encoded.codes).reshape(-1).astype(np.int64)
-    levels = int(encoded.grid.levels) if hasattr(encoded.grid, "levels") else int(codes.max(initial=0))
-    return np.bincount(codes, minlength=levels + 1)
+    return np.bincount(codes, minlength=int(encoded.grid.levels) + 1)

@@ -64,10 +64,9 @@ def variance_terms(model: Module, loss_fn: LossFn, batches: list[Any], k: int = 
         for setting in range(n_layers + 1):
             flags = {n: (setting == n_layers or i == setting) for i, n in enumerate(names)}
             with gradient_quantization(model, flags):
-                draws = draw_layer_gradients(model, loss, k)
+                draws = draw_layer_gradients(model, loss, k, free_graph=setting == n_layers)
             for j, n in enumerate(names):
                 samples[setting][j].append(np.sum((draws[n] - qat[n]) ** 2, axis=1))
-        loss.node = None  # drop the tape of this batch
 
     def mean_se(parts: list[np.ndarray]) -> tuple[float, float]:
         v = np.concatenate(parts)
