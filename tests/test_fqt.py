@@ -158,3 +158,22 @@ def test_quantize_rejects_a_non_config():
 def test_bad_configs_are_rejected(field, value, message):
     with pytest.raises(ValueError, match=message):
         QuantConfig(**{field: value})
+
+
+@pytest.mark.parametrize("quantizer", ["ptq", "psq", "bhq", "shift"])
+def test_fqt_gives_the_same_gradients_on_every_backend(backend, quantizer):
+    """The same seed draws the same noise everywhere, so backends agree to round-off."""
+    from refqt.backend import get_backend
+
+    x, y = digits_batch(8)
+
+    def run(b):
+        model = SmallCNN(channels=4, hidden=16, rng=np.random.default_rng(0), dtype=np.float64)
+        model.to(b)
+        quantize(model, QuantConfig(mode="fqt", grad_quantizer=quantizer, grad_bits=4, seed=1))
+        ops.cross_entropy(model(Tensor(b.asarray(x.astype(np.float64)))), b.asarray(y)).backward()
+        return {n: b.to_numpy(p.grad) for n, p in model.named_parameters()}
+
+    ref, got = run(get_backend("numpy")), run(backend)
+    for name in ref:
+        np.testing.assert_allclose(got[name], ref[name], rtol=1e-9, atol=1e-12, err_msg=name)
