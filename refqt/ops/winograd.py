@@ -95,7 +95,8 @@ class _Geometry:
         # Per tile row, the band buffers hold 28 values per channel (planes, Bᵀ d, V) and 28
         # per filter (U ⊙ V, Aᵀ m and y in the forward; g, A g, A g Aᵀ in the weight gradient).
         bytes_per_tile_row = 28 * (c + f) * self.r * itemsize
-        self.nb = max(1, min(self.th, budget // bytes_per_tile_row))  # tile rows per band
+        bands = -(-self.th // max(1, budget // bytes_per_tile_row))
+        self.nb = -(-self.th // bands)  # tile rows per band: as many as fit, split evenly
         self.tiles = self.nb * self.r  # tiles of a band, junk included
         self.lp = (self.nb + 1) * self.r + 1  # one channel of a parity plane, with room for the shifts
 
@@ -143,7 +144,11 @@ class _InputTransform:
         self.v = native.empty((4, 4, self.length), dtype=dtype)
 
     def __call__(self, image: Any, a0: int) -> Any:
-        """V of the band starting at tile row ``a0`` of ``image`` (C, H, W): (16, C, tiles), a view."""
+        """V of the band starting at tile row ``a0`` of ``image`` (C, H, W): (16, C, tiles), a view.
+
+        Each pass runs over all channels as one flat axis (a few positions in it
+        are junk), which is what NumPy does fastest.
+        """
         geo, native, length, r = self.geo, self.native, self.length, self.geo.r
         _fill(self.grid, image, 2 * a0, geo)
         # Vertical taps u = 0..3 are planes qr = (0, 1, 0, 1) shifted by (0, 0, 1, 1) rows; both qc at once.
@@ -153,8 +158,9 @@ class _InputTransform:
             native,
         )
         # Horizontal taps v = 0..3 are parities qc = (0, 1, 0, 1) shifted by (0, 0, 1, 1); all ξ at once.
-        taps = [self.t[:, v % 2, v // 2 : v // 2 + length] for v in range(4)]
-        _bt(*taps, self.v.transpose(1, 0, 2), native)
+        _bt(
+            *[self.t[:, v % 2, v // 2 : v // 2 + length] for v in range(4)], self.v.transpose(1, 0, 2), native
+        )
         return self.v.reshape(16, -1, geo.lp)[:, :, : geo.tiles]
 
 
@@ -185,24 +191,19 @@ def conv3x3(x: Any, w: Any, padding: tuple[int, int], native: ModuleType) -> Any
     transform = _InputTransform(c, geo, x.dtype, native)
     m = native.empty((16, f, tiles), dtype=x.dtype)  # U ⊙ V summed over channels
     s = native.empty((4, 2, f * tiles), dtype=x.dtype)  # Aᵀ applied along columns
-    y = native.empty((f, nb, 2, 2, r), dtype=x.dtype)  # y[:, a, u, v, b] = out[:, 2(a0 + a) + u, 2b + v]
+    y = native.empty((2, 2, f, nb, r), dtype=x.dtype)  # y[u, v, :, a, b] = out[:, 2(a0 + a) + u, 2b + v]
 
     for k in range(n):
         for a0, rows in geo.bands():
             native.matmul(w_tiles, transform(x[k], a0), out=m)
             _at(*m.reshape(4, 4, f * tiles).transpose(1, 0, 2), s[:, 0], s[:, 1], native)  # over ν, all ξ
             # Aᵀ along ξ (both v at once) into y, contiguous; then interleave y into the output.
-            _at(
-                *s.reshape(4, 2, f, nb, r),
-                native.moveaxis(y[:, :, 0], 2, 0),
-                native.moveaxis(y[:, :, 1], 2, 0),
-                native,
-            )
+            _at(*s.reshape(4, 2 * f * tiles), y[0].reshape(-1), y[1].reshape(-1), native)
             y_rows = min(2 * rows, geo.ho - 2 * a0)  # the last band may hold a half tile row
             for u in range(2):
                 for v in range(2):
                     block = out[k, :, 2 * a0 + u : 2 * a0 + y_rows : 2, v::2]
-                    block[...] = y[:, : block.shape[1], u, v, : block.shape[2]]
+                    block[...] = y[u, v, :, : block.shape[1], : block.shape[2]]
     return out
 
 
