@@ -72,14 +72,6 @@ def _at(m0: Any, m1: Any, m2: Any, m3: Any, out0: Any, out1: Any, native: Module
     out1 -= m3
 
 
-def _a(p0: Any, p1: Any, out: Any, native: ModuleType) -> None:
-    """``out[k] = (A p)[k]`` for a 2-tap signal ``p0, p1``: p0, p0+p1, p0−p1, −p1."""
-    out[0] = p0
-    native.add(p0, p1, out=out[1])
-    native.subtract(p0, p1, out=out[2])
-    native.negative(p1, out=out[3])
-
-
 class _Geometry:
     """Sizes of the tiling of one image, and the bands of tile rows it is done in."""
 
@@ -213,6 +205,12 @@ def grad_weight3x3(g: Any, x: Any, padding: tuple[int, int], native: ModuleType)
     ``g_w[f, c, i, j] = Σ_{n,y,z} g[n, f, y, z] · xpad[n, c, y + i, z + j]``,
     computed as ``Gᵀ (Σ_tiles (A g Aᵀ) ⊙ V) G``.
 
+    One sign is moved to save work: with ``D = diag(1, 1, 1, −1)``, ``A' = D A``
+    maps a 2-tap ``(p0, p1)`` to ``(p0, p0 + p1, p0 − p1, p1)``, so the four
+    corners of ``A' g A'ᵀ`` are the 2×2 block of ``g`` itself, written straight
+    from ``g``; the sign comes back through ``G' = D G``:
+    ``g_w = G'ᵀ (Σ_tiles (A' g A'ᵀ) ⊙ V) G'``.
+
     Parameters
     ----------
     g : array (N, F, Ho, Wo)
@@ -229,29 +227,31 @@ def grad_weight3x3(g: Any, x: Any, padding: tuple[int, int], native: ModuleType)
     n, c = x.shape[:2]
     f = g.shape[1]
     geo = _Geometry(x.shape, f, padding, x.itemsize, native)
-    nb, r, tiles = geo.nb, geo.r, geo.tiles
+    nb, tiles = geo.nb, geo.tiles
 
     transform = _InputTransform(c, geo, x.dtype, native)
-    # g of a band, tile-major with the filters last, so that the products below are plain
-    # (C, tiles) @ (tiles, F) matrix products, the fastest kind for BLAS.
-    g_planes = native.zeros((2, 2, nb, r, f), dtype=x.dtype)  # g[f, 2(a0 + a) + u, 2b + v]; junk stays 0
-    g_rows = native.empty((4, 2, nb, r, f), dtype=x.dtype)  # A applied along columns
-    g_tiles = native.empty((4, 4, nb, r, f), dtype=x.dtype)  # A g Aᵀ
-    g_u = native.zeros((16, c, f), dtype=x.dtype)  # Σ over tiles of V[ξν] (A g Aᵀ)[ξν], transposed
+    # A' g A'ᵀ of a band, tile-major with the filters last, so that the products below are
+    # plain (C, tiles) @ (tiles, F) matrix products, the fastest kind for BLAS. Junk tiles stay 0.
+    g_tiles = native.zeros((4, 4, nb, geo.r, f), dtype=x.dtype)
+    g_u = native.zeros((16, c, f), dtype=x.dtype)  # Σ over tiles of V[ξν] (A' g A'ᵀ)[ξν]
     part = native.empty_like(g_u)
     for k in range(n):
         for a0, _ in geo.bands():
-            for u in range(2):
+            for u in range(2):  # corners: g_tiles[3u, 3v, a, b] = g[:, 2(a0 + a) + u, 2b + v]
                 lo, hi = geo.row_range(2 * a0 + u, nb, geo.ho)
                 for v in range(2):
-                    g_planes[u, v, :lo] = 0
-                    g_planes[u, v, hi:] = 0
+                    corner = g_tiles[3 * u, 3 * v]
+                    corner[:lo] = 0
+                    corner[hi:] = 0
                     cols = len(range(v, geo.wo, 2))
                     rows_read = slice(2 * a0 + u + 2 * lo, 2 * a0 + u + 2 * hi - 1, 2)
-                    g_planes[u, v, lo:hi, :cols] = g[k, :, rows_read, v::2].transpose(1, 2, 0)
-            _a(g_planes[0], g_planes[1], g_rows, native)  # along columns, both v at once
-            _a(g_rows[:, 0], g_rows[:, 1], g_tiles.transpose(1, 0, 2, 3, 4), native)  # along rows, all ξ
+                    corner[lo:hi, :cols] = g[k, :, rows_read, v::2].transpose(1, 2, 0)
+            ends = g_tiles[:, ::3]  # ν = 0, 3
+            native.add(ends[0], ends[3], out=ends[1])  # A' along columns (ξ), at ν = 0, 3
+            native.subtract(ends[0], ends[3], out=ends[2])
+            native.add(g_tiles[:, 0], g_tiles[:, 3], out=g_tiles[:, 1])  # A' along rows (ν), all ξ
+            native.subtract(g_tiles[:, 0], g_tiles[:, 3], out=g_tiles[:, 2])
             native.matmul(transform(x[k], a0), g_tiles.reshape(16, tiles, f), out=part)
             g_u += part
-    g_mat = native.asarray(_G, dtype=x.dtype)
+    g_mat = native.asarray([*_G[:3], [0.0, 0.0, -1.0]], dtype=x.dtype)  # G' = D G
     return native.einsum("xi,xycf,yj->fcij", g_mat, g_u.reshape(4, 4, c, f), g_mat)
