@@ -116,8 +116,10 @@ def _fill(grid: Any, image: Any, row0: int, geo: _Geometry) -> None:
         for qc in range(2):
             j0 = (qc - geo.pw) % 2  # first image column whose padded column has parity qc
             b0, cols = (geo.pw + j0 - qc) // 2, len(range(j0, geo.w, 2))
-            grid[qr, qc, :, :lo] = 0
-            grid[qr, qc, :, hi:] = 0
+            if lo > 0:
+                grid[qr, qc, :, :lo] = 0
+            if hi < rows:
+                grid[qr, qc, :, hi:] = 0
             if hi > lo:
                 rows_read = slice(first + 2 * lo, first + 2 * hi - 1, 2)
                 grid[qr, qc, :, lo:hi, b0 : b0 + cols] = image[:, rows_read, j0::2]
@@ -132,8 +134,15 @@ class _InputTransform:
         self.planes = native.zeros((2, 2, self.length + r + 2), dtype=dtype)
         grid = self.planes[:, :, : self.length].reshape(2, 2, c, geo.lp)[..., : (nb + 1) * r]
         self.grid = grid.reshape(2, 2, c, nb + 1, r)
-        self.t = native.empty((4, 2, self.length + 1), dtype=dtype)  # Bᵀ applied along columns
+        t = native.empty((4, 2, self.length + 1), dtype=dtype)  # Bᵀ applied along columns
         self.v = native.empty((4, 4, self.length), dtype=dtype)
+        # The two passes, as views of these buffers (set up once: they are the same for every band).
+        # Vertical taps u = 0..3 are planes qr = (0, 1, 0, 1) shifted by (0, 0, 1, 1) rows; both qc at once.
+        length = self.length
+        self.vertical = [self.planes[u % 2, :, (u // 2) * r : (u // 2) * r + length + 1] for u in range(4)], t
+        # Horizontal taps v = 0..3 are parities qc = (0, 1, 0, 1) shifted by (0, 0, 1, 1); all ξ at once.
+        self.horizontal = [t[:, v % 2, v // 2 : v // 2 + length] for v in range(4)], self.v.transpose(1, 0, 2)
+        self.result = self.v.reshape(16, c, geo.lp)[:, :, : geo.tiles]
 
     def __call__(self, image: Any, a0: int) -> Any:
         """V of the band starting at tile row ``a0`` of ``image`` (C, H, W): (16, C, tiles), a view.
@@ -141,19 +150,12 @@ class _InputTransform:
         Each pass runs over all channels as one flat axis (a few positions in it
         are junk), which is what NumPy does fastest.
         """
-        geo, native, length, r = self.geo, self.native, self.length, self.geo.r
-        _fill(self.grid, image, 2 * a0, geo)
-        # Vertical taps u = 0..3 are planes qr = (0, 1, 0, 1) shifted by (0, 0, 1, 1) rows; both qc at once.
-        _bt(
-            *[self.planes[u % 2, :, (u // 2) * r : (u // 2) * r + length + 1] for u in range(4)],
-            self.t,
-            native,
-        )
-        # Horizontal taps v = 0..3 are parities qc = (0, 1, 0, 1) shifted by (0, 0, 1, 1); all ξ at once.
-        _bt(
-            *[self.t[:, v % 2, v // 2 : v // 2 + length] for v in range(4)], self.v.transpose(1, 0, 2), native
-        )
-        return self.v.reshape(16, -1, geo.lp)[:, :, : geo.tiles]
+        _fill(self.grid, image, 2 * a0, self.geo)
+        taps, out = self.vertical
+        _bt(*taps, out, self.native)
+        taps, out = self.horizontal
+        _bt(*taps, out, self.native)
+        return self.result
 
 
 def conv3x3(x: Any, w: Any, padding: tuple[int, int], native: ModuleType) -> Any:
@@ -185,14 +187,16 @@ def conv3x3(x: Any, w: Any, padding: tuple[int, int], native: ModuleType) -> Any
     s = native.empty((4, 2, f * tiles), dtype=x.dtype)  # Aᵀ applied along columns
     y = native.empty((2, 2, f, nb, r), dtype=x.dtype)  # y[u, v, :, a, b] = out[:, 2(a0 + a) + u, 2b + v]
 
+    # Aᵀ along ν (all ξ at once) into s, then along ξ (both v at once) into y: views set up once.
+    along_nu = [*m.reshape(4, 4, f * tiles).transpose(1, 0, 2), s[:, 0], s[:, 1]]
+    along_xi = [*s.reshape(4, 2 * f * tiles), y[0].reshape(-1), y[1].reshape(-1)]
     for k in range(n):
         for a0, rows in geo.bands():
             native.matmul(w_tiles, transform(x[k], a0), out=m)
-            _at(*m.reshape(4, 4, f * tiles).transpose(1, 0, 2), s[:, 0], s[:, 1], native)  # over ν, all ξ
-            # Aᵀ along ξ (both v at once) into y, contiguous; then interleave y into the output.
-            _at(*s.reshape(4, 2 * f * tiles), y[0].reshape(-1), y[1].reshape(-1), native)
+            _at(*along_nu, native)
+            _at(*along_xi, native)
             y_rows = min(2 * rows, geo.ho - 2 * a0)  # the last band may hold a half tile row
-            for u in range(2):
+            for u in range(2):  # interleave y into the output
                 for v in range(2):
                     block = out[k, :, 2 * a0 + u : 2 * a0 + y_rows : 2, v::2]
                     block[...] = y[u, v, :, : block.shape[1], : block.shape[2]]
