@@ -128,14 +128,19 @@ def _fill(grid: Any, image: Any, row0: int, geo: _Geometry) -> None:
 class _InputTransform:
     """``V = Bᵀ d B`` for every tile of a band: buffers (C channels) allocated once."""
 
-    def __init__(self, c: int, geo: _Geometry, dtype: Any, native: ModuleType):
+    def __init__(
+        self, c: int, geo: _Geometry, dtype: Any, native: ModuleType, share: tuple[int, int] = (0, 0)
+    ):
+        """``share``: sizes of buffers the caller will carve out of ``t_memory`` and ``v_memory``."""
         self.geo, self.native, self.length = geo, native, c * geo.lp
         r, nb = geo.r, geo.nb
         self.planes = native.zeros((2, 2, self.length + r + 2), dtype=dtype)
         grid = self.planes[:, :, : self.length].reshape(2, 2, c, geo.lp)[..., : (nb + 1) * r]
         self.grid = grid.reshape(2, 2, c, nb + 1, r)
-        t = native.empty((4, 2, self.length + 1), dtype=dtype)  # Bᵀ applied along columns
-        self.v = native.empty((4, 4, self.length), dtype=dtype)
+        self.t_memory = native.empty(max(8 * (self.length + 1), share[0]), dtype=dtype)
+        self.v_memory = native.empty(max(16 * self.length, share[1]), dtype=dtype)
+        t = self.t_memory[: 8 * (self.length + 1)].reshape(4, 2, self.length + 1)  # Bᵀ along columns
+        self.v = self.v_memory[: 16 * self.length].reshape(4, 4, self.length)
         # The two passes, as views of these buffers (set up once: they are the same for every band).
         # Vertical taps u = 0..3 are planes qr = (0, 1, 0, 1) shifted by (0, 0, 1, 1) rows; both qc at once.
         length = self.length
@@ -182,10 +187,14 @@ def conv3x3(x: Any, w: Any, padding: tuple[int, int], native: ModuleType) -> Any
 
     g_mat = native.asarray(_G, dtype=x.dtype)
     w_tiles = native.einsum("xi,fcij,yj->xyfc", g_mat, w, g_mat).reshape(16, f, c)  # U = G w Gᵀ per (ξ, ν)
-    transform = _InputTransform(c, geo, x.dtype, native)
+    transform = _InputTransform(c, geo, x.dtype, native, share=(8 * f * tiles, 4 * f * nb * r))
     m = native.empty((16, f, tiles), dtype=x.dtype)  # U ⊙ V summed over channels
-    s = native.empty((4, 2, f * tiles), dtype=x.dtype)  # Aᵀ applied along columns
-    y = native.empty((2, 2, f, nb, r), dtype=x.dtype)  # y[u, v, :, a, b] = out[:, 2(a0 + a) + u, 2b + v]
+    # Aᵀ's buffers reuse the memory of Bᵀ's, which is free again once m is computed: fewer
+    # bytes to keep in the L2 cache (about 5% faster here).
+    s = transform.t_memory[: 8 * f * tiles].reshape(4, 2, f * tiles)  # Aᵀ applied along columns
+    y = transform.v_memory[: 4 * f * nb * r].reshape(
+        2, 2, f, nb, r
+    )  # y[u, v, :, a, b] = out[:, 2(a0+a)+u, 2b+v]
 
     # Aᵀ along ν (all ξ at once) into s, then along ξ (both v at once) into y: views set up once.
     along_nu = [*m.reshape(4, 4, f * tiles).transpose(1, 0, 2), s[:, 0], s[:, 1]]
