@@ -86,6 +86,7 @@ class _Geometry:
         budget = CPU_BAND_BYTES if native.__name__ == "numpy" else GPU_BAND_BYTES
         # Per tile row, the band buffers hold 28 values per channel (planes, Bᵀ d, V) and 28
         # per filter (U ⊙ V, Aᵀ m and y in the forward; g, A g, A g Aᵀ in the weight gradient).
+        self.itemsize = itemsize
         bytes_per_tile_row = 28 * (c + f) * self.r * itemsize
         bands = -(-self.th // max(1, budget // bytes_per_tile_row))
         self.nb = -(-self.th // bands)  # tile rows per band: as many as fit, split evenly
@@ -125,29 +126,55 @@ def _fill(grid: Any, image: Any, row0: int, geo: _Geometry) -> None:
                 grid[qr, qc, :, lo:hi, b0 : b0 + cols] = image[:, rows_read, j0::2]
 
 
+def _aligned_empty(size: int, dtype: Any, native: ModuleType) -> Any:
+    """A 1-D buffer of ``size`` values that starts on a 64-byte boundary (a cache line)."""
+    if native.__name__ != "numpy":
+        return native.empty(size, dtype=dtype)  # CuPy's allocations are already 256-byte aligned
+    raw = native.empty(size + 64, dtype=dtype)
+    skip = (-raw.ctypes.data % 64) // raw.itemsize
+    return raw[skip : skip + size]
+
+
+def _row(n: int, itemsize: int) -> int:
+    """``n`` rounded up to whole cache lines (64 bytes) of ``itemsize``-byte values."""
+    per_line = max(1, 64 // itemsize)
+    return n + (-n) % per_line
+
+
 class _InputTransform:
-    """``V = Bᵀ d B`` for every tile of a band: buffers (C channels) allocated once."""
+    """``V = Bᵀ d B`` for every tile of a band: buffers (C channels) allocated once.
+
+    Every row of a buffer (a flat plane, a row of ``t`` or of ``v``) starts on a
+    cache line: then NumPy's vector loops store whole lines, which made the two
+    passes about 1.8× faster than rows at arbitrary offsets.
+    """
 
     def __init__(
         self, c: int, geo: _Geometry, dtype: Any, native: ModuleType, share: tuple[int, int] = (0, 0)
     ):
         """``share``: sizes of buffers the caller will carve out of ``t_memory`` and ``v_memory``."""
         self.geo, self.native, self.length = geo, native, c * geo.lp
-        r, nb = geo.r, geo.nb
-        self.planes = native.zeros((2, 2, self.length + r + 2), dtype=dtype)
+        r, nb, size = geo.r, geo.nb, geo.itemsize
+        p_row, t_row, v_row = (
+            _row(self.length + r + 2, size),
+            _row(self.length + 1, size),
+            _row(self.length, size),
+        )
+        self.planes = _aligned_empty(4 * p_row, dtype, native).reshape(2, 2, p_row)
+        self.planes[...] = 0  # the padding zeros are written once
         grid = self.planes[:, :, : self.length].reshape(2, 2, c, geo.lp)[..., : (nb + 1) * r]
         self.grid = grid.reshape(2, 2, c, nb + 1, r)
-        self.t_memory = native.empty(max(8 * (self.length + 1), share[0]), dtype=dtype)
-        self.v_memory = native.empty(max(16 * self.length, share[1]), dtype=dtype)
-        t = self.t_memory[: 8 * (self.length + 1)].reshape(4, 2, self.length + 1)  # Bᵀ along columns
-        self.v = self.v_memory[: 16 * self.length].reshape(4, 4, self.length)
+        self.t_memory = _aligned_empty(max(8 * t_row, share[0]), dtype, native)
+        self.v_memory = _aligned_empty(max(16 * v_row, share[1]), dtype, native)
+        t = self.t_memory[: 8 * t_row].reshape(4, 2, t_row)[..., : self.length + 1]  # Bᵀ along columns
+        self.v = self.v_memory[: 16 * v_row].reshape(4, 4, v_row)[..., : self.length]
         # The two passes, as views of these buffers (set up once: they are the same for every band).
         # Vertical taps u = 0..3 are planes qr = (0, 1, 0, 1) shifted by (0, 0, 1, 1) rows; both qc at once.
         length = self.length
         self.vertical = [self.planes[u % 2, :, (u // 2) * r : (u // 2) * r + length + 1] for u in range(4)], t
         # Horizontal taps v = 0..3 are parities qc = (0, 1, 0, 1) shifted by (0, 0, 1, 1); all ξ at once.
         self.horizontal = [t[:, v % 2, v // 2 : v // 2 + length] for v in range(4)], self.v.transpose(1, 0, 2)
-        self.result = self.v.reshape(16, c, geo.lp)[:, :, : geo.tiles]
+        self.result = self.v.reshape(16, c, geo.lp)[:, :, : geo.tiles]  # splits the last axis: a view
 
     def __call__(self, image: Any, a0: int) -> Any:
         """V of the band starting at tile row ``a0`` of ``image`` (C, H, W): (16, C, tiles), a view.
@@ -188,7 +215,7 @@ def conv3x3(x: Any, w: Any, padding: tuple[int, int], native: ModuleType) -> Any
     g_mat = native.asarray(_G, dtype=x.dtype)
     w_tiles = native.einsum("xi,fcij,yj->xyfc", g_mat, w, g_mat).reshape(16, f, c)  # U = G w Gᵀ per (ξ, ν)
     transform = _InputTransform(c, geo, x.dtype, native, share=(8 * f * tiles, 4 * f * nb * r))
-    m = native.empty((16, f, tiles), dtype=x.dtype)  # U ⊙ V summed over channels
+    m = _aligned_empty(16 * f * tiles, x.dtype, native).reshape(16, f, tiles)  # U ⊙ V summed over channels
     # Aᵀ's buffers reuse the memory of Bᵀ's, which is free again once m is computed: fewer
     # bytes to keep in the L2 cache (about 5% faster here).
     s = transform.t_memory[: 8 * f * tiles].reshape(4, 2, f * tiles)  # Aᵀ applied along columns
@@ -245,7 +272,8 @@ def grad_weight3x3(g: Any, x: Any, padding: tuple[int, int], native: ModuleType)
     transform = _InputTransform(c, geo, x.dtype, native)
     # A' g A'ᵀ of a band, tile-major with the filters last, so that the products below are
     # plain (C, tiles) @ (tiles, F) matrix products, the fastest kind for BLAS. Junk tiles stay 0.
-    g_tiles = native.zeros((4, 4, nb, geo.r, f), dtype=x.dtype)
+    g_tiles = _aligned_empty(16 * nb * geo.r * f, x.dtype, native).reshape(4, 4, nb, geo.r, f)
+    g_tiles[...] = 0
     g_u = native.zeros((16, c, f), dtype=x.dtype)  # Σ over tiles of V[ξν] (A' g A'ᵀ)[ξν]
     part = native.empty_like(g_u)
     for k in range(n):
