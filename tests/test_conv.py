@@ -58,6 +58,33 @@ def test_fast_path_matches_reference_and_definition(case, tiny_chunks):
         conv_fast.CPU_CHUNK_BYTES, winograd.CPU_BAND_BYTES = old, old_band
 
 
+@pytest.mark.parametrize(
+    "shape, padding", [((2, 3, 9, 8), 1), ((1, 2, 11, 7), (0, 2)), ((2, 1, 8, 9), (3, 1))]
+)
+def test_winograd_bands_with_a_short_last_band(shape, padding, monkeypatch, rng):
+    """Bands of 2 tile rows over 3 bands (the last one short), odd and even output sizes."""
+    x, w = rng.standard_normal(shape), rng.standard_normal((4, shape[1], 3, 3))
+    pad = C.pair(padding, "padding")
+    row_bytes = winograd._Geometry(x.shape, 4, pad, 8, np).r * 28 * (shape[1] + 4) * 8
+    monkeypatch.setattr(winograd, "CPU_BAND_BYTES", 2 * row_bytes)
+    geo = winograd._Geometry(x.shape, 4, pad, 8, np)
+    assert geo.nb == 2 and len(list(geo.bands())) == 3
+    out = winograd.conv3x3(x, w, pad, np)
+    np.testing.assert_allclose(out, C.conv2d_forward_reference(x, w, 1, padding), rtol=1e-11, atol=1e-11)
+    g = rng.standard_normal(out.shape)
+    gw = winograd.grad_weight3x3(g, x, pad, np)
+    np.testing.assert_allclose(
+        gw, C.conv2d_grad_weight_reference(g, x, w.shape, 1, padding), rtol=1e-11, atol=1e-11
+    )
+
+
+def test_winograd_buffers_start_on_cache_lines():
+    for dtype in (np.float32, np.float64):
+        for size in (1, 17, 1000):
+            buf = winograd._aligned_empty(size, dtype, np)
+            assert buf.shape == (size,) and buf.dtype == dtype and buf.ctypes.data % 64 == 0
+
+
 @pytest.mark.parametrize("stride, padding", [(1, 1), (1, 0), (2, 1), ((1, 2), (2, 0))])
 def test_float32_fast_path_close_to_float64(stride, padding, rng):
     x = rng.standard_normal((2, 8, 11, 10)).astype(np.float32)
