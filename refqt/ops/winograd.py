@@ -149,8 +149,7 @@ class _InputTransform:
     """``V = Bᵀ d B`` for every tile of a band: buffers (C channels) allocated once.
 
     Every row of a buffer (a flat plane, a row of ``t`` or of ``v``) starts on a
-    cache line: then NumPy's vector loops store whole lines, which made the two
-    passes about 1.8× faster than rows at arbitrary offsets.
+    cache line (see the module docstring).
     """
 
     def __init__(
@@ -221,11 +220,10 @@ def conv3x3(x: Any, w: Any, padding: tuple[int, int], native: ModuleType) -> Any
     transform = _InputTransform(c, geo, x.dtype, native, share=(8 * f * tiles, 4 * f * nb * r))
     m = _aligned_empty(16 * f * tiles, x.dtype, native).reshape(16, f, tiles)  # U ⊙ V summed over channels
     # Aᵀ's buffers reuse the memory of Bᵀ's, which is free again once m is computed: fewer
-    # bytes to keep in the L2 cache (about 5% faster here).
-    s = transform.t_memory[: 8 * f * tiles].reshape(4, 2, f * tiles)  # Aᵀ applied along columns
-    y = transform.v_memory[: 4 * f * nb * r].reshape(
-        2, 2, f, nb, r
-    )  # y[u, v, :, a, b] = out[:, 2(a0+a)+u, 2b+v]
+    # bytes to keep in the L2 cache (about 5% faster here). s: Aᵀ applied along ν;
+    # y[u, v, :, a, b] = out[:, 2(a0 + a) + u, 2b + v].
+    s = transform.t_memory[: 8 * f * tiles].reshape(4, 2, f * tiles)
+    y = transform.v_memory[: 4 * f * nb * r].reshape(2, 2, f, nb, r)
 
     # Aᵀ along ν (all ξ at once) into s, then along ξ (both v at once) into y: views set up once.
     along_nu = [*m.reshape(4, 4, f * tiles).transpose(1, 0, 2), s[:, 0], s[:, 1]]
@@ -291,10 +289,10 @@ def grad_weight3x3(g: Any, x: Any, padding: tuple[int, int], native: ModuleType)
                     cols = len(range(v, geo.wo, 2))
                     rows_read = slice(2 * a0 + u + 2 * lo, 2 * a0 + u + 2 * hi - 1, 2)
                     corner[lo:hi, :cols] = g[k, :, rows_read, v::2].transpose(1, 2, 0)
-            ends = g_tiles[:, ::3]  # ν = 0, 3
-            native.add(ends[0], ends[3], out=ends[1])  # A' along columns (ξ), at ν = 0, 3
+            ends = g_tiles[:, ::3]  # A' vertically: ξ = 1, 2 from ξ = 0, 3, at ν = 0, 3
+            native.add(ends[0], ends[3], out=ends[1])
             native.subtract(ends[0], ends[3], out=ends[2])
-            native.add(g_tiles[:, 0], g_tiles[:, 3], out=g_tiles[:, 1])  # A' along rows (ν), all ξ
+            native.add(g_tiles[:, 0], g_tiles[:, 3], out=g_tiles[:, 1])  # A' horizontally, all ξ
             native.subtract(g_tiles[:, 0], g_tiles[:, 3], out=g_tiles[:, 2])
             native.matmul(transform(x[k], a0), g_tiles.reshape(16, tiles, f), out=part)
             g_u += part
