@@ -18,41 +18,16 @@ otherwise start Python with ``OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1``.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import time
 import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from refqt.benchmarks.timing import best_ms, one_thread
 from refqt.ops.conv import conv2d_forward, conv2d_grad_input, conv2d_grad_weight
 
 MiB = 1 << 20
-
-
-def _one_thread() -> tuple[contextlib.AbstractContextManager, str]:
-    """A context limiting BLAS/OpenMP to one thread, and a line saying what BLAS runs."""
-    try:
-        from threadpoolctl import threadpool_info, threadpool_limits
-    except ImportError:
-        note = "threadpoolctl not installed: set OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 before starting"
-        return contextlib.nullcontext(), note
-    blas = [
-        f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture', '?')} kernel)"
-        for i in threadpool_info()
-        if i.get("user_api") == "blas"
-    ]
-    return threadpool_limits(limits=1), "BLAS: " + (", ".join(blas) or "unknown")
-
-
-def _best_ms(fn: Callable[[], Any], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * min(times)
 
 
 def _peak_mib(fn: Callable[[], Any]) -> float:
@@ -97,7 +72,7 @@ def conv_benchmark(
     def bwd() -> Any:
         return conv2d_grad_input(g, w, x.shape, 1, 1), conv2d_grad_weight(g, x, w.shape, 1, 1)
 
-    limit, blas = _one_thread()
+    limit, blas = one_thread()
     result: dict[str, Any] = {
         "shape": f"x {x.shape}, w {w.shape}, stride 1, padding 1, float32",
         "blas": blas,
@@ -110,11 +85,11 @@ def conv_benchmark(
         fwd(), bwd()  # warm up
         timings = {"forward_ms": [], "backward_ms": [], "torch_forward_ms": [], "torch_backward_ms": []}
         for _ in range(repeats):  # interleaved, so that a busy machine slows both alike
-            timings["forward_ms"].append(_best_ms(fwd, 1))
-            timings["backward_ms"].append(_best_ms(bwd, 1))
+            timings["forward_ms"].append(best_ms(fwd, 1))
+            timings["backward_ms"].append(best_ms(bwd, 1))
             if torch_fns is not None:
-                timings["torch_forward_ms"].append(_best_ms(torch_fns[0], 1))
-                timings["torch_backward_ms"].append(_best_ms(torch_fns[1], 1))
+                timings["torch_forward_ms"].append(best_ms(torch_fns[0], 1))
+                timings["torch_backward_ms"].append(best_ms(torch_fns[1], 1))
         result.update({k: min(v) for k, v in timings.items() if v})
         result["forward_peak_mib"] = _peak_mib(fwd)
         result["backward_peak_mib"] = _peak_mib(bwd)

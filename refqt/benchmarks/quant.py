@@ -20,13 +20,13 @@ figures as a dict.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from refqt.benchmarks.timing import best_ms, one_thread
+from refqt.ops.conv import conv2d_forward
 from refqt.quant import BHQ, PSQ, PTQ, PerSampleShift
 from refqt.quant import fast as quant_fast
 from refqt.quant.householder import apply_transform_fast, block_householder
@@ -34,43 +34,13 @@ from refqt.quant.householder import apply_transform_fast, block_householder
 LAYER = (128, 64, 56, 56)
 
 
-def _one_thread() -> tuple[contextlib.AbstractContextManager, str]:
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return contextlib.nullcontext(), "threadpoolctl missing: set OPENBLAS_NUM_THREADS=1 before starting"
-    return threadpool_limits(limits=1), "BLAS limited to 1 thread (threadpoolctl)"
-
-
 def _best(fn: Callable[[], Any], repeats: int) -> float:
     """Best wall time of ``repeats`` calls, in seconds."""
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+    return best_ms(fn, repeats) / 1e3
 
 
 def _conv_timer(x: np.ndarray, rng: np.random.Generator) -> tuple[Callable[[], Any], str]:
     w = (rng.standard_normal((64, 64, 3, 3)) * 0.05).astype(np.float32)
-    try:
-        from refqt.ops.conv import conv2d_forward
-    except ImportError:
-        from refqt.ops.arith import Add  # noqa: F401  (refqt importable; conv missing)
-
-        def fallback() -> Any:
-            # 9 shifted GEMMs per sample: a plain stand-in for a conv forward.
-            pad = np.zeros((x.shape[1], x.shape[2] + 2, x.shape[3] + 2), np.float32)
-            for n in range(x.shape[0]):
-                pad[:, 1:-1, 1:-1] = x[n]
-                acc = np.zeros((64, x.shape[2] * x.shape[3]), np.float32)
-                for i in range(3):
-                    for j in range(3):
-                        patch = np.ascontiguousarray(pad[:, i : i + x.shape[2], j : j + x.shape[3]])
-                        acc += w[:, :, i, j] @ patch.reshape(x.shape[1], -1)
-
-        return fallback, "fallback conv (refqt.ops.conv not importable)"
     return (lambda: conv2d_forward(x, w, 1, 1)), "refqt.ops.conv.conv2d_forward"
 
 
@@ -92,7 +62,7 @@ def quant_benchmark(
     # a gradient-like spread: per-sample scales over two orders of magnitude
     x *= np.exp(rng.standard_normal((shape[0],) + (1,) * (len(shape) - 1)) * 1.0).astype(np.float32)
     x2 = x.reshape(shape[0], -1)
-    limit, note = _one_thread()
+    limit, note = one_thread()
     figures: dict[str, Any] = {"shape": shape, "bits": bits, "threads": note}
     with limit:
         conv, conv_name = _conv_timer(x, rng)
