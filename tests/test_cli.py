@@ -46,3 +46,20 @@ def test_python_dash_m_refqt():
         [sys.executable, "-m", "refqt", "--version"], capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == f"refqt {refqt.__version__}"
+
+
+def test_demo_rejects_a_bad_bit_width_in_one_line(capsys):
+    from refqt.cli import main
+
+    assert main(["demo", "--bits", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["refqt: error: QuantConfig: grad_bits must be an integer in 1..16, got 0"]
+
+
+def test_demo_trains_every_mode_above_chance():
+    from refqt.experiments.demo import run_demo
+
+    rows = run_demo(epochs=1, bits=8)
+    assert [r["mode"] for r in rows] == ["exact", "QAT", "FQT PTQ 8-bit", "FQT PSQ 8-bit", "FQT BHQ 8-bit"]
+    assert all(r["test_accuracy"] > 0.3 for r in rows)  # chance is 0.1
+    assert all(0 < r["variance_ratio"] < 0.1 for r in rows if "variance_ratio" in r)
