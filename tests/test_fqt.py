@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from refqt import Tensor, ops
+from refqt.backend import get_backend
 from refqt.data import load_digits
 from refqt.fqt import QuantConfig, gradient_quantization, quantize, quantized_layers
 from refqt.models import MLP, SmallCNN
@@ -163,8 +164,6 @@ def test_bad_configs_are_rejected(field, value, message):
 @pytest.mark.parametrize("quantizer", ["ptq", "psq", "bhq", "shift"])
 def test_fqt_gives_the_same_gradients_on_every_backend(backend, quantizer):
     """The same seed draws the same noise everywhere, so backends agree to round-off."""
-    from refqt.backend import get_backend
-
     x, y = digits_batch(8)
 
     def run(b):

@@ -14,7 +14,7 @@ Each path can be switched off (``quantize_input_grad`` /
 (Eq. 7) or to get the QAT gradient from the same forward pass.
 
 When ``captured`` is a list, each backward appends what it saw: the layer's
-output gradient G and the integer codes ``Q_b`` used (for bin-usage
+kind ("linear" / "conv"), its output gradient G and the integer codes ``Q_b`` used (for bin-usage
 histograms and the Eq. 8 design quantities).
 """
 
@@ -30,6 +30,16 @@ from refqt.fqt.config import QuantConfig
 from refqt.fqt.functions import QuantConv2d, QuantLinear
 from refqt.quant import fake_quant, make_gradient_quantizer
 from refqt.tensor import Tensor
+
+
+def gradient_rows(g: Any, kind: str) -> Any:
+    """The (rows, cols) view of an output gradient that the input-path quantizer sees.
+
+    ``kind="linear"``: G (..., out) -> (Π leading, out), one row per sample or token.
+    ``kind="conv"``: G (N, F, Ho, Wo) -> (N, F·Ho·Wo), one row per sample.
+    """
+    xp = namespace(g)
+    return xp.reshape(g, (-1, g.shape[-1]) if kind == "linear" else (g.shape[0], -1))
 
 
 class LayerQuantizer:
@@ -103,7 +113,7 @@ class LayerQuantizer:
         encoded = None
         if need_input and self.quantize_input_grad and self.grad_quantizer is not None:
             q = self.grad_quantizer
-            rows = xp.reshape(g, (-1, g.shape[-1]) if kind == "linear" else (g.shape[0], -1))
+            rows = gradient_rows(g, kind)
             if self.captured is not None:  # same noise as q(rows, rng), keeping the codes
                 encoded = q.encode(rows, q.uniform(rows, self.rng))
                 g_in = xp.reshape(q.decode(encoded), g.shape)
@@ -113,7 +123,7 @@ class LayerQuantizer:
         if need_weight and self.quantize_weight_grad and self.weight_grad_quantizer is not None:
             g_w = self._quantize_columns(g, kind)
         if self.captured is not None:
-            self.captured.append({"layer": self.name, "grad": g, "encoded": encoded})
+            self.captured.append({"layer": self.name, "kind": kind, "grad": g, "encoded": encoded})
         return g_in, g_w
 
     def _quantize_columns(self, g: Any, kind: str) -> Any:

@@ -12,16 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from refqt.backend import namespace
+from refqt.fqt.layer import gradient_rows
 from refqt.fqt.transform import gradient_quantization, quantized_layers
 from refqt.nn.module import Module
 from refqt.stats.capture import capture_gradients
 from refqt.stats.draws import LossFn
-
-
-def _rows(g: Any, kind: str) -> Any:
-    xp = namespace(g)
-    return xp.reshape(g, (g.shape[0], -1) if kind == "conv" else (-1, g.shape[-1]))
 
 
 def design_quantities(model: Module, loss_fn: LossFn, batch: Any) -> dict[str, dict[str, float]]:
@@ -40,8 +35,8 @@ def design_quantities(model: Module, loss_fn: LossFn, batch: Any) -> dict[str, d
         q = layers[name].fqt.grad_quantizer
         if q is None or not records:
             continue
-        g = records[-1]["grad"]
-        rows = _rows(g, "conv" if g.ndim == 4 else "linear")
+        record = records[-1]
+        rows = gradient_rows(record["grad"], record["kind"])
         out[name] = {
             "conditional_variance": q.conditional_variance(rows),
             "variance_bound": q.variance_bound(rows),

@@ -27,7 +27,7 @@ def capture_gradients(model: Module) -> Iterator[dict[str, list[dict[str, Any]]]
     """Record, per quantized layer, each backward's output gradient and Q_b codes.
 
     Yields ``{layer name: [record, ...]}``, one record per backward pass,
-    each ``{"layer", "grad", "encoded"}`` (``encoded`` is None where the
+    each ``{"layer", "kind", "grad", "encoded"}`` (``encoded`` is None where the
     input-path quantizer was off or absent).
     """
     layers = quantized_layers(model)
