@@ -2,5 +2,7 @@
 
 from refqt.models.cnn import SmallCNN
 from refqt.models.mlp import MLP
+from refqt.models.resnet import PreActResNet
+from refqt.models.transformer import Seq2SeqTransformer
 
-__all__ = ["MLP", "SmallCNN"]
+__all__ = ["MLP", "PreActResNet", "Seq2SeqTransformer", "SmallCNN"]
