@@ -23,7 +23,7 @@ from importlib import metadata
 
 import refqt
 from refqt.backend import available_backends, get_backend
-from refqt.experiments import demo
+from refqt.experiments import demo, train_cmd
 
 
 def _version(distribution: str) -> str:
@@ -71,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
     add_info_parser(subparsers)
     demo.add_parser(subparsers)
+    train_cmd.add_parser(subparsers)
     return parser
 
 

@@ -1,0 +1,357 @@
+"""``train_run(config, out_dir)``: one training run that keeps its results on disk and resumes bit for bit.
+
+What a run folder holds::
+
+    config.json        the TrainConfig, written before the first step
+    metrics.jsonl      one JSON line per finished epoch (see EPOCH_FIELDS)
+    checkpoint.npz     model, optimizer, and in ``extra`` the epoch, the step,
+                       every generator state and the metrics so far; rewritten
+                       (atomically) as soon as each epoch ends
+    diverged.json      only when the loss became NaN / Inf: where and why
+
+Randomness comes from three independent streams of one seed: the initial
+weights, the batch order, and the gradient-quantizer noise (one stream per
+layer from ``QuantConfig(seed=seed)``, see :func:`refqt.fqt.quantize`). A
+resumed run restores the optimizer, the batch-order generator, the quantizer
+generators (and any dropout generators), so it continues exactly as if it had
+never stopped.
+
+The command line (``refqt train``) is a thin layer over :func:`train_run`;
+``refqt reproduce`` calls it directly, one run per process.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn
+
+import numpy as np
+
+from refqt import checkpoint, ops
+from refqt.backend import Backend, get_backend, namespace
+from refqt.data import iterate_batches
+from refqt.experiments.progress import ProgressBar
+from refqt.experiments.registry import Dataset, build_model, load_dataset
+from refqt.experiments.train_config import TrainConfig
+from refqt.experiments.training import evaluate
+from refqt.fqt import load_quantizer_state, quantize, quantizer_state
+from refqt.nn import Dropout, Module
+from refqt.optim import SGD, ConstantSchedule, CosineSchedule, Schedule
+from refqt.optim.optimizer import Optimizer
+from refqt.tensor import Tensor
+
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.jsonl"
+CHECKPOINT_FILE = "checkpoint.npz"
+DIVERGED_FILE = "diverged.json"
+
+# Second entropy word of the run's own streams. SeedSequence([seed, k]) with
+# k > 0 never equals the per-layer quantizer streams SeedSequence(seed, spawn_key=(i,)).
+INIT_STREAM = 1
+SHUFFLE_STREAM = 2
+
+EPOCH_FIELDS = (
+    "epoch",  # 1-based
+    "step",  # optimizer steps so far
+    "train_loss",  # mean over the epoch's batches, as trained (weights changing)
+    "train_accuracy",
+    "test_loss",
+    "test_accuracy",
+    "lr",  # learning rate of the epoch's last step
+    "seconds",  # wall time of the epoch, evaluation included
+    "mode",
+    "quantizer",
+    "bits",
+    "model",
+    "dataset",
+    "seed",
+)
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or Inf; the run stopped.
+
+    Attributes
+    ----------
+    epoch, batch, step : int
+        Where it happened (epoch and batch 1-based; step = optimizer steps before it).
+    history : list of dict
+        Metrics of the epochs finished before (also in ``metrics.jsonl``).
+    """
+
+    def __init__(self, message: str, epoch: int, batch: int, step: int, history: list[dict[str, Any]]):
+        super().__init__(message)
+        self.epoch = epoch
+        self.batch = batch
+        self.step = step
+        self.history = history
+
+
+def train_run(
+    config: TrainConfig | dict[str, Any],
+    out_dir: str | os.PathLike,
+    *,
+    resume: bool = False,
+    stop_after: int | None = None,
+    log: Callable[[str], None] | None = None,
+    progress: bool = False,
+) -> list[dict[str, Any]]:
+    """Train as ``config`` says, writing everything to ``out_dir``; return the metrics of every epoch.
+
+    Parameters
+    ----------
+    config : TrainConfig or dict
+        A dict is read with :meth:`TrainConfig.from_dict`.
+    out_dir : path
+        The run's folder (created). It must not hold a run already, unless ``resume``.
+    resume : bool
+        Continue the run in ``out_dir`` from its checkpoint (from epoch 1 if
+        it has none yet). The config must match ``config.json`` except for
+        ``epochs``, ``data_dir`` and ``backend``.
+    stop_after : int, optional
+        Stop after this epoch as if interrupted (the schedule still spans
+        ``config.epochs``); for tests and for splitting a run into pieces.
+    log : callable, optional
+        Receives one line per epoch (e.g. ``print``); silent by default.
+    progress : bool
+        Draw a progress bar with the running loss and accuracy on stderr
+        (only when stderr is a terminal).
+
+    Returns
+    -------
+    list of dict
+        One dict per finished epoch, keys :data:`EPOCH_FIELDS`; the epochs of
+        earlier pieces of a resumed run included.
+
+    Raises
+    ------
+    ValueError, TypeError, FileNotFoundError, KeyError
+        Bad config, missing data, a folder that holds another run.
+    TrainingDiverged
+        The loss became NaN or Inf. The last good checkpoint and the metrics
+        so far stay in ``out_dir``, with ``diverged.json`` saying where.
+    """
+    if isinstance(config, dict):
+        config = TrainConfig.from_dict(config)
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"train_run: config must be a TrainConfig or a dict, got {type(config).__name__}")
+    say = log if log is not None else _silent
+    out = Path(out_dir)
+    _check_folder(out, config, resume)
+
+    backend = get_backend(config.backend)
+    dataset = load_dataset(config.dataset, config.data_dir)
+    init_rng = np.random.default_rng(np.random.SeedSequence([config.seed, INIT_STREAM]))
+    model = quantize(build_model(config.model, dataset, init_rng), config.quant_config()).to(backend)
+    optimizer = SGD(model.parameters(), config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    steps_per_epoch = -(-len(dataset.y_train) // config.batch_size)
+    schedule: Schedule = (
+        CosineSchedule(config.lr, config.epochs * steps_per_epoch)
+        if config.schedule == "cosine"
+        else ConstantSchedule(config.lr)
+    )
+    shuffle = np.random.default_rng(np.random.SeedSequence([config.seed, SHUFFLE_STREAM]))
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / DIVERGED_FILE).unlink(missing_ok=True)
+    history: list[dict[str, Any]] = []
+    step = 0
+    if resume and (out / CHECKPOINT_FILE).is_file():
+        history, step = _restore(out, config, model, optimizer, shuffle)
+        say(f"resuming {out} after epoch {len(history)} (step {step})")
+    elif resume:
+        say(f"nothing to resume in {out} yet; starting at epoch 1")
+    _write_atomic(out / CONFIG_FILE, json.dumps(config.to_dict(), indent=2) + "\n")
+    _write_atomic(out / METRICS_FILE, "".join(json.dumps(row) + "\n" for row in history))
+
+    last = config.epochs if stop_after is None else min(stop_after, config.epochs)
+    for epoch in range(len(history) + 1, last + 1):
+        start = time.perf_counter()
+        label = f"epoch {epoch}/{config.epochs}"
+        # Overflow on the way to a NaN loss is expected; the loss check below reports it.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            try:
+                train = _train_epoch(
+                    model, optimizer, dataset, config, shuffle, schedule, step, backend, label, progress
+                )
+            except _Diverged as err:
+                _stop(out, history, epoch, err.batch, err.step, f"training loss is {err.loss}")
+            test = evaluate(model, dataset.x_test, dataset.y_test, backend=backend)
+        step = train["step"]
+        if not math.isfinite(test["loss"]):
+            _stop(out, history, epoch, steps_per_epoch, step, f"test loss is {test['loss']}")
+        row = {
+            "epoch": epoch,
+            "step": step,
+            "train_loss": train["loss"],
+            "train_accuracy": train["accuracy"],
+            "test_loss": test["loss"],
+            "test_accuracy": test["accuracy"],
+            "lr": train["lr"],
+            "seconds": time.perf_counter() - start,
+            "mode": config.mode,
+            "quantizer": config.quantizer,
+            "bits": config.bits,
+            "model": config.model,
+            "dataset": config.dataset,
+            "seed": config.seed,
+        }
+        history.append(row)
+        extra = {
+            "epoch": epoch,
+            "step": step,
+            "config": config.to_dict(),
+            "shuffle_rng": shuffle.bit_generator.state,
+            "quantizer_state": quantizer_state(model),
+            "dropout_rngs": _dropout_rng_states(model),
+            "history": history,
+        }
+        checkpoint.save(out / CHECKPOINT_FILE, model, optimizer, extra=extra)
+        with open(out / METRICS_FILE, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        say(
+            f"{label}  train loss {row['train_loss']:.4f} acc {100 * row['train_accuracy']:5.1f}%  "
+            f"test loss {row['test_loss']:.4f} acc {100 * row['test_accuracy']:5.1f}%  "
+            f"lr {row['lr']:.3g}  {row['seconds']:.1f} s"
+        )
+    return history
+
+
+class _Diverged(Exception):
+    def __init__(self, loss: float, batch: int, step: int):
+        self.loss, self.batch, self.step = loss, batch, step
+
+
+def _train_epoch(
+    model: Module,
+    optimizer: Optimizer,
+    dataset: Dataset,
+    config: TrainConfig,
+    shuffle: np.random.Generator,
+    schedule: Schedule,
+    step: int,
+    backend: Backend,
+    label: str,
+    progress: bool,
+) -> dict[str, Any]:
+    """One shuffled pass with SGD; stops at the first non-finite loss (raises ``_Diverged``)."""
+    model.train()
+    total_loss, correct, seen = 0.0, 0, 0
+    batches = -(-len(dataset.y_train) // config.batch_size)
+    x, y = dataset.x_train, dataset.y_train
+    with ProgressBar(batches, label, enabled=None if progress else False) as bar:
+        for batch, (xb, yb) in enumerate(
+            iterate_batches(x, y, config.batch_size, shuffle, backend=backend), 1
+        ):
+            optimizer.lr = schedule.lr_at(step)
+            logits = model(Tensor(xb))
+            loss = ops.cross_entropy(logits, yb)
+            value = loss.item()
+            if not math.isfinite(value):
+                raise _Diverged(value, batch, step)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            step += 1
+            n = int(xb.shape[0])
+            total_loss += value * n
+            correct += _correct(logits, yb)
+            seen += n
+            bar.update(1, f"loss {total_loss / seen:.4f}  acc {100 * correct / seen:5.1f}%")
+    return {"loss": total_loss / seen, "accuracy": correct / seen, "step": step, "lr": optimizer.lr}
+
+
+def _correct(logits: Tensor, labels: Any) -> int:
+    """Number of rows whose largest logit is at the label (computed on the device)."""
+    xp = namespace(logits.data)
+    hits = xp.astype(xp.argmax(logits.data, axis=1) == labels, xp.int64)
+    return int(xp.sum(hits))
+
+
+def _check_folder(out: Path, config: TrainConfig, resume: bool) -> None:
+    """Refuse to overwrite a run, or to resume one made with another config."""
+    config_path = out / CONFIG_FILE
+    if not resume:
+        held = [name for name in (CONFIG_FILE, CHECKPOINT_FILE, METRICS_FILE) if (out / name).exists()]
+        if held:
+            raise ValueError(
+                f"{out} already holds a run ({', '.join(held)}); resume it (--resume) or choose another --out"
+            )
+        return
+    if not config_path.is_file():
+        return
+    try:
+        saved = TrainConfig.from_dict(json.loads(config_path.read_text()))
+    except (json.JSONDecodeError, TypeError, ValueError) as err:
+        raise ValueError(f"cannot resume: {config_path} is not a valid run config ({err})") from err
+    differences = config.differences(saved)
+    if differences:
+        raise ValueError(
+            f"cannot resume {out}: it was started with another config "
+            f"({'; '.join(differences)}); pass the same options or choose another --out"
+        )
+
+
+def _restore(
+    out: Path, config: TrainConfig, model: Module, optimizer: Optimizer, shuffle: np.random.Generator
+) -> tuple[list[dict[str, Any]], int]:
+    """Load the checkpoint into ``model``, ``optimizer`` and the generators; return (history, step)."""
+    path = out / CHECKPOINT_FILE
+    try:
+        extra = checkpoint.load(path, model, optimizer)
+    except (KeyError, ValueError) as err:
+        raise ValueError(
+            f"cannot resume: {path} does not fit model {config.model!r} on {config.dataset!r}: {err}"
+        ) from err
+    differences = config.differences(TrainConfig.from_dict(extra["config"]))
+    if differences:
+        raise ValueError(f"cannot resume: {path} was written by another config ({'; '.join(differences)})")
+    shuffle.bit_generator.state = extra["shuffle_rng"]
+    load_quantizer_state(model, extra["quantizer_state"])
+    for name, m in model.named_modules():
+        if isinstance(m, Dropout) and m.rng is not None:
+            m.rng.bit_generator.state = extra["dropout_rngs"][name]
+    return list(extra["history"]), int(extra["step"])
+
+
+def _dropout_rng_states(model: Module) -> dict[str, Any]:
+    return {
+        name: m.rng.bit_generator.state
+        for name, m in model.named_modules()
+        if isinstance(m, Dropout) and m.rng is not None
+    }
+
+
+def _stop(out: Path, history: list[dict[str, Any]], epoch: int, batch: int, step: int, what: str) -> NoReturn:
+    """Record the divergence next to the kept results and raise :class:`TrainingDiverged`."""
+    kept = f"the checkpoint of epoch {len(history)}" if history else "no checkpoint (no epoch finished)"
+    message = (
+        f"training diverged: {what} at epoch {epoch}, batch {batch} (after {step} steps); "
+        f"kept {kept} and {len(history)} metrics line(s) in {out}; try a smaller --lr or more --bits"
+    )
+    record = {"epoch": epoch, "batch": batch, "step": step, "reason": what, "message": message}
+    _write_atomic(out / DIVERGED_FILE, json.dumps(record, indent=2) + "\n")
+    raise TrainingDiverged(message, epoch, batch, step, list(history))
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path`` and rename it over ``path``."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; these are plain result files
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _silent(line: str) -> None:
+    pass

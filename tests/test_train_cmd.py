@@ -1,0 +1,196 @@
+"""``refqt train`` and ``train_run``: files per epoch, bit-for-bit resume, divergence, one-line errors."""
+
+import io
+import json
+
+import numpy as np
+import pytest
+
+from refqt.cli import main
+from refqt.experiments import train as train_module
+from refqt.experiments.progress import ProgressBar
+from refqt.experiments.registry import check_pair, load_dataset
+from refqt.experiments.train import TrainingDiverged, train_run
+from refqt.experiments.train_config import TrainConfig
+from refqt.fqt import quantize
+from refqt.models import MLP
+
+# Small and quick: the MLP on the digits, batches of 256 (6 steps an epoch), lr raised to match.
+FAST = {"model": "mlp", "dataset": "digits", "batch_size": 256, "lr": 0.2, "epochs": 2}
+
+
+def _lines(path):
+    """metrics.jsonl rows without the wall time (the only field allowed to differ)."""
+    rows = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
+
+
+def _arrays(path):
+    with np.load(path / "checkpoint.npz") as f:
+        return {k: f[k] for k in f.files if k != "meta"}
+
+
+def test_a_run_writes_config_metrics_and_checkpoint_per_epoch(tmp_path):
+    history = train_run({**FAST, "mode": "qat"}, tmp_path / "run")
+    out = tmp_path / "run"
+    assert [row["epoch"] for row in history] == [1, 2]
+    assert json.loads((out / "config.json").read_text()) == TrainConfig(**FAST, mode="qat").to_dict()
+    rows = _lines(out)
+    assert [r["epoch"] for r in rows] == [1, 2] and rows[1]["step"] == 2 * 6
+    assert set(rows[0]) == set(train_module.EPOCH_FIELDS) - {"seconds"}
+    assert rows[0]["mode"] == "qat" and rows[0]["bits"] == 8
+    assert rows[1]["train_loss"] < rows[0]["train_loss"] and rows[1]["test_accuracy"] > 0.2  # chance: 0.1
+    assert any(k.startswith("model/") for k in _arrays(out)) and any(
+        k.startswith("optimizer/") for k in _arrays(out)
+    )
+
+
+def test_resume_continues_bit_for_bit(tmp_path):
+    """FQT with BHQ and a cosine schedule: 2 epochs straight == 1 epoch, stop, resume to 2."""
+    config = {**FAST, "mode": "fqt", "quantizer": "bhq", "bits": 4}
+    straight = train_run(config, tmp_path / "straight")
+    first = train_run(config, tmp_path / "split", stop_after=1)
+    assert len(first) == 1 and len(_lines(tmp_path / "split")) == 1
+    resumed = train_run(config, tmp_path / "split", resume=True)
+    assert _lines(tmp_path / "split") == _lines(tmp_path / "straight")
+    assert [r["test_loss"] for r in resumed] == [r["test_loss"] for r in straight]
+    a, b = _arrays(tmp_path / "straight"), _arrays(tmp_path / "split")
+    assert a.keys() == b.keys()
+    for key in a:  # weights, momentum buffers: identical bits
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def test_cli_resume_extends_a_finished_run(tmp_path, capsys):
+    """Constant schedule: --epochs 1 then --epochs 2 --resume equals --epochs 2."""
+    common = ["train", "--model", "cnn", "--batch-size", "256", "--schedule", "constant", "--quiet"]
+    assert main([*common, "--epochs", "2", "--out", str(tmp_path / "a")]) == 0
+    assert main([*common, "--epochs", "1", "--out", str(tmp_path / "b")]) == 0
+    assert main([*common, "--epochs", "2", "--out", str(tmp_path / "b"), "--resume"]) == 0
+    assert _lines(tmp_path / "a") == _lines(tmp_path / "b")
+    for key, value in _arrays(tmp_path / "a").items():
+        np.testing.assert_array_equal(value, _arrays(tmp_path / "b")[key], err_msg=key)
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["epochs"] == 2
+
+
+def test_divergence_stops_with_a_message_and_exit_1(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert (
+        main(["train", "--lr", "1e6", "--mode", "exact", "--epochs", "2", "--out", str(out), "--quiet"]) == 1
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "training diverged: training loss is nan" in err[0]
+    assert "no checkpoint (no epoch finished)" in err[0]
+    assert json.loads((out / "diverged.json").read_text())["epoch"] == 1
+    assert (out / "metrics.jsonl").read_text() == "" and not (out / "checkpoint.npz").exists()
+
+
+def test_divergence_in_epoch_2_keeps_epoch_1(tmp_path, monkeypatch):
+    """A loss that turns NaN mid-epoch 2 leaves epoch 1's checkpoint and metrics untouched."""
+    real = train_module.ops.cross_entropy
+    calls = []
+
+    def nan_after_epoch_1(logits, target, *args, **kwargs):
+        calls.append(1)
+        loss = real(logits, target, *args, **kwargs)
+        return loss * float("nan") if len(calls) > 9 else loss
+
+    monkeypatch.setattr(train_module.ops, "cross_entropy", nan_after_epoch_1)
+    out = tmp_path / "run"
+    with pytest.raises(TrainingDiverged) as info:
+        train_run({**FAST, "mode": "exact"}, out)
+    # Calls 1-6: epoch 1's batches, 7: its evaluation, 8-9: epoch 2's batches 1-2; batch 3 is NaN.
+    assert (info.value.epoch, info.value.batch, info.value.step) == (2, 3, 8)
+    assert len(info.value.history) == 1 and [r["epoch"] for r in _lines(out)] == [1]
+    with np.load(out / "checkpoint.npz") as f:
+        assert json.loads(str(f["meta"]))["extra"]["epoch"] == 1
+    # Resuming replays epoch 2 from that checkpoint (and, with the fault gone, finishes it).
+    monkeypatch.setattr(train_module.ops, "cross_entropy", real)
+    assert [r["epoch"] for r in train_run({**FAST, "mode": "exact"}, out, resume=True)] == [1, 2]
+    assert not (out / "diverged.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--bits", "0"], "grad_bits must be an integer in 1..16, got 0"),
+        (["--weight-bits", "17"], "weight_bits must be an integer in 1..16"),
+        (["--dataset", "mnist"], "pass its folder as --data-dir"),
+        (["--dataset", "cifar10", "--data-dir", "/no/such/folder"], "'/no/such/folder' does not exist"),
+        (["--epochs", "0"], "epochs must be an integer >= 1"),
+    ],
+)
+def test_user_errors_are_one_line_and_exit_2(argv, message, tmp_path, capsys):
+    assert main(["train", "--out", str(tmp_path / "run"), *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("refqt: error: ") and message in err[0]
+    assert not (tmp_path / "run").exists()  # nothing written for a bad command
+
+
+def test_unknown_model_is_an_argparse_error(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--model", "vgg"])
+    assert info.value.code == 2 and "invalid choice: 'vgg'" in capsys.readouterr().err
+
+
+def test_resume_refuses_another_config_or_model(tmp_path, capsys):
+    out = str(tmp_path / "run")
+    base = ["train", "--epochs", "1", "--batch-size", "256", "--mode", "qat", "--quiet", "--out", out]
+    assert main(base) == 0
+    assert main(base) == 2  # a second run into the same folder without --resume
+    assert "already holds a run" in capsys.readouterr().err
+    assert main([*base, "--resume", "--lr", "0.1"]) == 2
+    assert "it was started with another config (lr: 0.1 here, 0.05 there)" in capsys.readouterr().err
+    # config.json edited to another model: the checkpoint's state keys say no.
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    (tmp_path / "run" / "config.json").write_text(json.dumps({**config, "model": "cnn"}))
+    assert main([*base, "--model", "cnn", "--resume"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "does not fit model 'cnn' on 'digits'" in err[0]
+
+
+def test_streams_are_independent():
+    """Weights, batch order and every layer's gradient noise come from different streams."""
+    config = TrainConfig(**FAST, mode="fqt")
+    shuffle = np.random.default_rng(np.random.SeedSequence([0, train_module.SHUFFLE_STREAM]))
+    init = np.random.default_rng(np.random.SeedSequence([0, train_module.INIT_STREAM]))
+    model = quantize(MLP(rng=np.random.default_rng(0)), config.quant_config())
+    first = [g.random() for g in (shuffle, init)]
+    first += [m.fqt.rng.random() for m in model.modules() if getattr(m, "fqt", None) is not None]
+    assert len(first) == 5 and len(set(first)) == 5
+
+
+def test_registry_pairs_and_datasets():
+    check_pair("cnn", "digits")
+    with pytest.raises(ValueError, match="unknown model 'vgg'"):
+        check_pair("vgg", "digits")
+    data = load_dataset("digits")
+    assert data.input_shape == (1, 8, 8) and len(data.y_train) + len(data.y_test) == 1797
+    with pytest.raises(TypeError, match="unknown fields \\['lr_max'\\]"):
+        TrainConfig.from_dict({"lr_max": 1.0})
+
+
+def test_the_array_api_strict_backend_trains_like_numpy(tmp_path):
+    """The loop (accuracy counting included) uses only the array API, and gives NumPy's numbers."""
+    config = {**FAST, "epochs": 1, "mode": "fqt", "quantizer": "psq", "bits": 6}
+    strict = train_run({**config, "backend": "array_api_strict"}, tmp_path / "strict")[0]
+    numpy = train_run(config, tmp_path / "numpy")[0]
+    for key in ("train_loss", "train_accuracy", "test_loss", "test_accuracy"):
+        assert strict[key] == pytest.approx(numpy[key], rel=1e-4), key
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_bar_draws_on_a_terminal_only():
+    tty = _Terminal()
+    with ProgressBar(4, "epoch 1/2", stream=tty, min_interval=0.0) as bar:
+        for i in range(4):
+            bar.update(1, f"loss {1.0 / (i + 1):.3f}")
+    text = tty.getvalue()
+    assert "epoch 1/2 [" in text and "4/4  loss 0.250" in text and text.endswith("\r")
+    pipe = io.StringIO()
+    with ProgressBar(4, stream=pipe) as bar:
+        bar.update(4, "done")
+    assert pipe.getvalue() == ""
