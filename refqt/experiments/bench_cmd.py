@@ -1,0 +1,117 @@
+"""``refqt bench``: the speed figures -- conv layer, quantizer overhead, training steps -- in one run.
+
+Three benchmarks from :mod:`refqt.benchmarks`, each at one BLAS thread:
+
+1. the rebuttal's convolution layer (input (128, 64, 56, 56), 64 filters 3×3):
+   forward and backward time and peak memory;
+2. the quantizers' overhead on that layer's gradient, in the layout of the
+   rebuttal's cost paragraph (convolution; range finding PTQ / PSQ / BHQ;
+   BHQ transform finding; BHQ transform application), next to the authors'
+   figures;
+3. the cost of a training step in QAT and FQT against exact training.
+
+``--quick`` uses batch 8 instead of 128 for the layer (and skips the large
+layer in the training-step benchmark): a fast look, not the paper's setting.
+``--json FILE`` writes every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from refqt.benchmarks.conv import conv_benchmark
+from refqt.benchmarks.conv import format_report as format_conv
+from refqt.benchmarks.quant import LAYER, quant_benchmark
+from refqt.benchmarks.training import format_report as format_training
+from refqt.benchmarks.training import training_benchmark
+
+# The authors' figures (rebuttal, cost paragraph): a 480 ms convolution on this layer.
+PAPER_MS = {
+    "convolution": 480.0,
+    "range finding PTQ": 11.0,
+    "range finding PSQ": 24.0,
+    "range finding BHQ": 24.0,
+    "BHQ transform finding": 0.003,
+    "BHQ transform application": 21.0,
+}
+
+
+def overhead_rows(quant: dict[str, Any]) -> list[tuple[str, float, float | None]]:
+    """``(operation, refqt ms, paper ms)`` in the rebuttal's order, from :func:`quant_benchmark` figures."""
+    ms = {
+        "convolution": quant["conv_forward_s"] * 1e3,
+        "range finding PTQ": quant["ptq"]["range_s"] * 1e3,
+        "range finding PSQ": quant["psq"]["range_s"] * 1e3,
+        "range finding BHQ": quant["bhq"]["range_s"] * 1e3,
+        "BHQ transform finding": quant["bhq"]["transform_find_s"] * 1e3,
+        "BHQ transform application": quant["bhq"]["transform_apply_s"] * 1e3,
+    }
+    return [(name, value, PAPER_MS[name]) for name, value in ms.items()]
+
+
+def format_overhead(quant: dict[str, Any], markdown: bool = False) -> str:
+    """The overhead table: each operation's time and its fraction of the convolution, refqt and paper."""
+    rows = overhead_rows(quant)
+    conv_ms, paper_conv = rows[0][1], rows[0][2]
+    batch = quant["shape"][0]
+    note = "" if batch == LAYER[0] else f" (batch {batch}, not the paper's {LAYER[0]}: a quick look)"
+    header = ("operation", "refqt ms", "× conv", "paper ms", "paper × conv")
+    cells = [
+        (n, f"{v:.3f}" if v < 1 else f"{v:.1f}", f"{v / conv_ms:.3f}", f"{p:g}", f"{p / paper_conv:.3f}")
+        for n, v, p in rows
+    ]
+    title = f"gradient {tuple(quant['shape'])} float32, {quant['bits']} bits{note}"
+    if markdown:
+        lines = [title, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(c) + " |" for c in cells]
+        return "\n".join(lines)
+    lines = [title, f"{header[0]:<28}" + "".join(f"{h:>14}" for h in header[1:])]
+    lines += [f"{c[0]:<28}" + "".join(f"{x:>14}" for x in c[1:]) for c in cells]
+    return "\n".join(lines)
+
+
+def bench(quick: bool = False, repeats: int = 3) -> dict[str, Any]:
+    """Run the three benchmarks; ``quick`` uses batch 8 and skips the large training layer."""
+    batch = 8 if quick else LAYER[0]
+    return {
+        "quick": quick,
+        "conv": conv_benchmark(batch=batch, repeats=repeats),
+        "quant": quant_benchmark((batch, *LAYER[1:]), bits=8, repeats=repeats),
+        "training": training_benchmark(repeats=repeats, layer=not quick),
+    }
+
+
+def format_bench(figures: dict[str, Any]) -> str:
+    """All three benchmarks as text, in the order they ran."""
+    parts = [
+        "== convolution layer ==",
+        format_conv(figures["conv"]),
+        "",
+        "== quantizer overhead (rebuttal's cost paragraph) ==",
+        format_overhead(figures["quant"]),
+        "",
+        "== training step ==",
+        format_training(figures["training"]),
+    ]
+    return "\n".join(parts)
+
+
+def run(args: argparse.Namespace) -> int:
+    figures = bench(quick=args.quick, repeats=args.repeats)
+    print(format_bench(figures))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(figures, f, indent=1, default=str)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``refqt bench``."""
+    parser = subparsers.add_parser("bench", help="conv layer, quantizer overhead and training-step timings")
+    parser.add_argument("--quick", action="store_true", help="batch 8 instead of 128: a fast look")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", help="also write the figures to this JSON file")
+    parser.set_defaults(run=run)

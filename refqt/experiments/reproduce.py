@@ -1,0 +1,454 @@
+"""``refqt reproduce``: the paper's headline results, measured here, into one folder.
+
+Five parts, each written to ``DIR/results.json`` and ``DIR/report.md`` (with
+its PNGs) as soon as it finishes, so an interrupted run keeps what it did:
+
+1. ``digits`` -- accuracy table in the layout of the paper's Table 1: the
+   digits SmallCNN in exact, QAT and FQT (PTQ / PSQ / BHQ at 8 … 2 bits), and
+   a 6-layer MLP at 2 bits; mean ± std over seeds, success counts, and the
+   ratio of quantization to sampling gradient variance next to each FQT row;
+2. ``transformer`` -- the rebuttal's table: exact, QAT, 8- and 5-bit
+   PTQ / PSQ / BHQ on the synthetic translation task (BLEU);
+3. ``variance`` -- gradient variance vs bits against the QAT sampling variance;
+4. ``anatomy`` -- bin usage of one captured gradient under each quantizer,
+   and the L×L matrix of Eq. 7 terms;
+5. ``overhead`` -- the quantizers' cost on the rebuttal's conv layer.
+
+Training runs are independent (:class:`~refqt.experiments.runspec.RunSpec`
+fixes all their randomness), so ``--jobs N`` runs them in a pool of N
+processes with identical results. Every run is pinned to one BLAS thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from refqt.benchmarks.quant import LAYER, quant_benchmark
+from refqt.experiments import report
+from refqt.experiments.plots import (
+    plot_accuracy_vs_bits,
+    plot_bin_usage,
+    plot_variance_terms,
+    plot_variance_vs_bits,
+)
+from refqt.experiments.runspec import RunSpec, build_model, run_spec, train
+from refqt.experiments.training import classification_loss
+from refqt.experiments.variance_cmd import probe_batches, variance_vs_bits
+from refqt.fqt import QuantConfig, quantize
+from refqt.stats import bin_usage, capture_gradients, variance_terms
+
+QUANTIZERS = ("ptq", "psq", "bhq")
+
+
+@dataclass(frozen=True)
+class Suite:
+    """How big a reproduction is: seeds, epochs, bit widths, transformer size."""
+
+    name: str
+    seeds: int
+    cnn_bits: tuple[int, ...]
+    cnn_epochs: int
+    mlp_seeds: int
+    mlp_epochs: int
+    transformer: dict[str, int] | None  # keyword arguments of train_translation
+    transformer_bits: tuple[int, ...]
+    transformer_seeds: int
+    overhead_batch: int
+    variance_epochs: int
+    variance_bits: tuple[int, ...] = (2, 3, 4, 5, 6, 7, 8)
+    draws: int = 8  # quantizer draws per batch in every variance measurement
+    limit: int | None = None  # training examples (tiny runs only)
+
+
+FULL = Suite(
+    "full",
+    3,
+    (8, 6, 5, 4, 3, 2),
+    15,
+    8,
+    30,
+    {"n_train": 2000, "epochs": 4, "d_model": 32, "dim_feedforward": 64, "layers": 1},
+    (8, 5),
+    1,
+    LAYER[0],
+    3,
+)
+QUICK = Suite(
+    "quick",
+    1,
+    (8, 4, 2),
+    5,
+    2,
+    15,
+    {"n_train": 600, "epochs": 2, "d_model": 32, "dim_feedforward": 64, "layers": 1},
+    (5,),
+    1,
+    8,
+    2,
+)
+TINY = Suite(
+    "tiny",
+    1,
+    (4,),
+    1,
+    1,
+    1,
+    {"n_train": 64, "epochs": 1, "d_model": 16, "dim_feedforward": 32, "layers": 1, "n_test": 16},
+    (5,),
+    1,
+    2,
+    1,
+    variance_bits=(2, 8),
+    draws=2,
+    limit=96,
+)
+
+
+# -- running specs, serially or in a process pool ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TranslationSpec:
+    """One transformer run on the synthetic translation task."""
+
+    mode: str
+    quantizer: str
+    bits: int
+    seed: int
+    setting: tuple[tuple[str, int], ...]
+
+    @property
+    def label(self) -> str:
+        return (
+            f"{self.quantizer.upper()} {self.bits}"
+            if self.mode == "fqt"
+            else ("QAT" if self.mode == "qat" else "exact")
+        )
+
+
+def run_translation_spec(spec: TranslationSpec) -> dict[str, Any]:
+    from refqt.experiments.translation import train_translation
+
+    if spec.mode == "fqt":
+        config = QuantConfig(mode="fqt", grad_quantizer=spec.quantizer, grad_bits=spec.bits, seed=spec.seed)
+    else:
+        config = QuantConfig(mode=spec.mode, seed=spec.seed)
+    start = time.perf_counter()
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        scores = train_translation(config, seed=spec.seed, **dict(spec.setting))
+    return {**asdict(spec), "label": spec.label, **scores, "seconds": time.perf_counter() - start}
+
+
+def run_one(spec: RunSpec | TranslationSpec) -> dict[str, Any]:
+    """Run one spec at one BLAS thread (the pool's worker function; also used serially)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        return run_translation_spec(spec) if isinstance(spec, TranslationSpec) else run_spec(spec)
+
+
+def run_all(
+    specs: Sequence[Any], jobs: int, on_result: Callable[[dict], None] | None = None
+) -> list[dict[str, Any]]:
+    """Results of ``specs`` in order; ``jobs > 1`` runs them in a 'spawn' process pool."""
+    results: list[dict[str, Any]] = []
+    if jobs <= 1:
+        for spec in specs:
+            results.append(run_one(spec))
+            if on_result:
+                on_result(results[-1])
+        return results
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        for r in pool.map(run_one, specs):
+            results.append(r)
+            if on_result:
+                on_result(r)
+    return results
+
+
+# -- the parts ----------------------------------------------------------------------------------------
+
+
+def digits_specs(suite: Suite, seeds: int) -> list[RunSpec]:
+    common = {"epochs": suite.cnn_epochs, "limit": suite.limit, "variance_draws": suite.draws}
+    specs = []
+    for seed in range(seeds):
+        specs += [RunSpec(model="cnn", mode=m, seed=seed, **common) for m in ("exact", "qat")]
+        specs += [
+            RunSpec(model="cnn", mode="fqt", quantizer=q, bits=b, seed=seed, **common)
+            for b in suite.cnn_bits
+            for q in QUANTIZERS
+        ]
+    mlp = {"epochs": suite.mlp_epochs, "limit": suite.limit, "model": "mlp6", "variance_draws": suite.draws}
+    for seed in range(max(seeds, suite.mlp_seeds)):
+        specs += [RunSpec(mode=m, seed=seed, **mlp) for m in ("exact", "qat")]
+        specs += [RunSpec(mode="fqt", quantizer=q, bits=2, seed=seed, **mlp) for q in QUANTIZERS]
+    return specs
+
+
+def summarize_digits(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (model, label): accuracy mean / std over seeds, successes, median variance ratios."""
+    rows: dict[tuple[str, str], list[dict]] = {}
+    for r in runs:
+        rows.setdefault((r["model"], r["label"]), []).append(r)
+    table = []
+    for (model, label), rs in rows.items():
+        acc = np.array([r["test_accuracy"] for r in rs])
+        row = {
+            "model": model,
+            "label": label,
+            "mode": rs[0]["mode"],
+            "quantizer": rs[0]["quantizer"],
+            "bits": rs[0]["bits"],
+            "n": len(rs),
+            "ok": sum(not r["failed"] for r in rs),
+            "mean": float(acc.mean()),
+            "std": float(acc.std(ddof=1)) if len(rs) > 1 else 0.0,
+            "seconds": float(np.mean([r["seconds"] for r in rs])),
+        }
+        for when in ("early", "final"):
+            ratios = [r[f"variance_{when}"]["ratio"] for r in rs if f"variance_{when}" in r]
+            row[f"ratio_{when}"] = float(np.median(ratios)) if ratios else None
+        table.append(row)
+    return table
+
+
+def part_digits(
+    suite: Suite, seeds: int, jobs: int, out: str, progress: Callable[[str], None]
+) -> dict[str, Any]:
+    specs = digits_specs(suite, seeds)
+    done = []
+
+    def tick(r: dict) -> None:
+        done.append(r)
+        progress(
+            f"  [{len(done)}/{len(specs)}] {r['model']} {r['label']:<7} seed {r['seed']}: "
+            f"{100 * r['test_accuracy']:.1f}%{' FAILED' if r['failed'] else ''} ({r['seconds']:.1f} s)"
+        )
+
+    runs = run_all(specs, jobs, tick)
+    table = summarize_digits(runs)
+    cnn = {row["label"]: row for row in table if row["model"] == "cnn"}
+    figure = plot_accuracy_vs_bits(
+        list(suite.cnn_bits),
+        {q: [cnn[f"{q.upper()} {b}"]["mean"] for b in suite.cnn_bits] for q in QUANTIZERS},
+        {"exact": cnn["exact"]["mean"], "QAT": cnn["QAT"]["mean"]},
+        os.path.join(out, "digits_accuracy.png"),
+        title="digits SmallCNN: test accuracy vs gradient bits",
+    )
+    return {
+        "runs": runs,
+        "table": table,
+        "figures": [os.path.basename(figure)],
+        "setting": {
+            "cnn_epochs": suite.cnn_epochs,
+            "mlp_epochs": suite.mlp_epochs,
+            "batch_size": 32,
+            "lr": 0.05,
+            "momentum": 0.9,
+            "schedule": "cosine",
+            "seeds": seeds,
+            "mlp_seeds": max(seeds, suite.mlp_seeds),
+        },
+    }
+
+
+def part_transformer(suite: Suite, jobs: int, progress: Callable[[str], None]) -> dict[str, Any]:
+    try:
+        from refqt.experiments import translation  # noqa: F401
+    except ImportError as err:
+        return {"status": "pending", "reason": f"the transformer modules are not there yet ({err})"}
+    setting = tuple(sorted(suite.transformer.items()))
+    specs = []
+    for seed in range(suite.transformer_seeds):
+        specs += [TranslationSpec(m, "none", 0, seed, setting) for m in ("exact", "qat")]
+        specs += [
+            TranslationSpec("fqt", q, b, seed, setting) for b in suite.transformer_bits for q in QUANTIZERS
+        ]
+
+    def tick(r: dict) -> None:
+        progress(
+            f"  transformer {r['label']:<7} seed {r['seed']}: BLEU {r['bleu']:.2f} ({r['seconds']:.0f} s)"
+        )
+
+    runs = run_all(specs, jobs, tick)
+    return {"status": "done", "setting": dict(setting), "runs": runs}
+
+
+def trained_cnn(suite: Suite) -> tuple[dict[str, np.ndarray], str]:
+    """The state of a digits SmallCNN trained with QAT (parts 3 and 4 measure it), and a description."""
+    spec = RunSpec(
+        model="cnn",
+        mode="qat",
+        seed=0,
+        epochs=suite.variance_epochs,
+        measure_variance=False,
+        limit=suite.limit,
+    )
+    model, trained = train(spec)
+    return (
+        model.state_dict(),
+        f"digits SmallCNN after {spec.epochs} QAT epochs ({100 * trained['test_accuracy']:.1f}%)",
+    )
+
+
+def part_variance(suite: Suite, out: str, state: dict[str, np.ndarray], about: str) -> dict[str, Any]:
+    batches = probe_batches(32, 8, suite.limit)
+    result = variance_vs_bits("cnn", state, batches, suite.variance_bits, QUANTIZERS, k=suite.draws)
+    result["model"] = f"{about}, batch 32"
+    png = plot_variance_vs_bits(
+        result["bits"],
+        result["quantization"],
+        result["sampling"],
+        os.path.join(out, "variance_vs_bits.png"),
+        title="digits SmallCNN, batch 32",
+    )
+    result["figures"] = [os.path.basename(png)]
+    return result
+
+
+def part_anatomy(suite: Suite, out: str, state: dict[str, np.ndarray], bits: int = 4) -> dict[str, Any]:
+    batches = probe_batches(32, 2, suite.limit)
+    counts: dict[str, list[int]] = {}
+    layer = "features.2"  # the second conv: its output gradient passes a ReLU (many exact zeros)
+    for q in QUANTIZERS:
+        m = build_model("cnn", 0)
+        m.load_state_dict(state)
+        quantize(m, QuantConfig(mode="fqt", grad_quantizer=q, grad_bits=bits, seed=0))
+        with capture_gradients(m) as captured:
+            classification_loss(m, batches[0]).backward()
+        counts[q] = [int(c) for c in bin_usage(captured[layer][0]["encoded"])]
+    grad = captured[layer][0]["grad"]
+    zeros = float(np.mean(np.asarray(grad) == 0))
+    m = build_model("cnn", 0)
+    m.load_state_dict(state)
+    quantize(m, QuantConfig(mode="fqt", grad_quantizer="ptq", grad_bits=bits, seed=0))
+    terms = variance_terms(m, classification_loss, batches, k=suite.draws)
+    f1 = plot_bin_usage(
+        counts,
+        os.path.join(out, "bin_usage.png"),
+        title=f"{layer} output gradient, {bits} bits ({100 * zeros:.0f}% exact zeros)",
+    )
+    f2 = plot_variance_terms(
+        terms["terms"],
+        terms["layers"],
+        os.path.join(out, "variance_terms.png"),
+        title=f"Eq. 7 terms, PTQ {bits} bits",
+    )
+    return {
+        "layer": layer,
+        "bits": bits,
+        "zero_fraction": zeros,
+        "bin_counts": counts,
+        "terms": {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in terms.items()},
+        "figures": [os.path.basename(f1), os.path.basename(f2)],
+    }
+
+
+def part_overhead(suite: Suite) -> dict[str, Any]:
+    return quant_benchmark(
+        (suite.overhead_batch, *LAYER[1:]), bits=8, repeats=2 if suite.name != "full" else 3
+    )
+
+
+# -- the driver -------------------------------------------------------------------------------------------
+
+PARTS = ("digits", "transformer", "variance", "anatomy", "overhead")
+
+
+def reproduce(
+    out: str, suite: Suite, seeds: int | None = None, jobs: int = 1, progress: Callable[[str], None] = print
+) -> dict[str, Any]:
+    """Run every part into ``out``; results.json and report.md are rewritten after each part."""
+    os.makedirs(out, exist_ok=True)
+    seeds = seeds or suite.seeds
+    results: dict[str, Any] = {
+        "suite": asdict(suite),
+        "seeds": seeds,
+        "jobs": jobs,
+        "parts": {},
+        "seconds": {},
+    }
+    start = time.perf_counter()
+
+    def save() -> None:
+        results["seconds"]["total"] = time.perf_counter() - start
+        with open(os.path.join(out, "results.json"), "w") as f:
+            json.dump(results, f, indent=1, default=_json_default)
+        report.write_report(os.path.join(out, "report.md"), results)
+
+    cache: list[tuple[dict[str, np.ndarray], str]] = []
+
+    def probe() -> tuple[dict[str, np.ndarray], str]:
+        if not cache:
+            cache.append(trained_cnn(suite))
+        return cache[0]
+
+    save()
+    steps: list[tuple[str, Callable[[], dict]]] = [
+        ("digits", lambda: part_digits(suite, seeds, jobs, out, progress)),
+        ("variance", lambda: part_variance(suite, out, *probe())),
+        ("anatomy", lambda: part_anatomy(suite, out, probe()[0])),
+        ("overhead", lambda: part_overhead(suite)),
+        ("transformer", lambda: part_transformer(suite, jobs, progress)),
+    ]
+    for name, fn in steps:
+        progress(f"part {name}...")
+        t = time.perf_counter()
+        results["parts"][name] = fn()
+        results["seconds"][name] = time.perf_counter() - t
+        save()
+        progress(f"part {name} done in {results['seconds'][name]:.0f} s; wrote {out}/report.md")
+    return results
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
+
+
+def default_jobs() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def run(args: argparse.Namespace) -> int:
+    suite = TINY if args.tiny else QUICK if args.quick else FULL
+    if args.seeds is not None and args.seeds < 1:
+        raise ValueError(f"--seeds must be at least 1, got {args.seeds}")
+    jobs = args.jobs or default_jobs()
+    if jobs < 1:
+        raise ValueError(f"--jobs must be at least 1, got {jobs}")
+    print(f"refqt reproduce ({suite.name}) into {args.out}, {jobs} parallel jobs")
+    results = reproduce(args.out, suite, args.seeds, jobs)
+    print(f"done in {results['seconds']['total']:.0f} s: {args.out}/report.md")
+    return 0
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``refqt reproduce``."""
+    parser = subparsers.add_parser(
+        "reproduce", help="the paper's headline results into one folder (report.md)"
+    )
+    parser.add_argument("--out", required=True, help="folder for report.md, results.json and the PNGs")
+    parser.add_argument(
+        "--quick", action="store_true", help="one seed, fewer bit widths, short runs (≤ 5 min)"
+    )
+    parser.add_argument("--jobs", type=int, default=None, help="parallel training processes (default: CPUs)")
+    parser.add_argument("--seeds", type=int, default=None, help="seeds per setting (default 3; quick 1)")
+    parser.add_argument(
+        "--tiny", action="store_true", help=argparse.SUPPRESS
+    )  # whole pipeline in seconds, for tests
+    parser.set_defaults(run=run)

@@ -1,0 +1,204 @@
+"""``refqt variance``: gradient variance vs bits for PTQ / PSQ / BHQ, against QAT's sampling variance.
+
+The paper's variance figure, on one trained model: for each gradient
+quantizer and bit width, the variance FQT adds to the gradient (quantization
+variance, Eq. 7) next to the noise SGD has anyway (the QAT sampling variance
+over mini-batches of the training batch size). A ratio far below 1 means
+the quantizer is harmless; near or above 1 it is what makes training fail.
+
+The model is a checkpoint (``--checkpoint run/ckpt.npz --model cnn``) or,
+without one, a digits SmallCNN freshly trained with QAT for a few epochs.
+Writes ``variance.json`` and ``variance.png`` (log scale) into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from refqt import checkpoint
+from refqt.experiments.plots import plot_variance_vs_bits
+from refqt.experiments.runspec import MODELS, RunSpec, build_model, digits_split, train
+from refqt.experiments.training import classification_loss
+from refqt.fqt import QuantConfig, quantize
+from refqt.stats import quantization_variance, sampling_variance
+
+QUANTIZERS = ("ptq", "psq", "bhq")
+
+
+def variance_vs_bits(
+    model_name: str,
+    state: dict[str, np.ndarray],
+    batches: Sequence[tuple[np.ndarray, np.ndarray]],
+    bits: Sequence[int] = (2, 3, 4, 5, 6, 7, 8),
+    quantizers: Sequence[str] = QUANTIZERS,
+    k: int = 8,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Quantization variance per quantizer and bit width, and the QAT sampling variance.
+
+    Parameters
+    ----------
+    model_name : str
+        A digits model name (:data:`refqt.experiments.runspec.MODELS`); a
+        fresh one is built and loaded with ``state`` for every setting.
+    state : dict
+        ``model.state_dict()`` of the trained model.
+    batches : sequence of (x, y)
+        At least two batches: all give the sampling variance, the first two
+        the quantization variance (``k`` draws each).
+
+    Returns
+    -------
+    dict
+        ``bits``, ``quantizers``, ``sampling`` / ``sampling_stderr`` (floats),
+        ``quantization`` / ``quantization_stderr`` / ``ratio``
+        (``{quantizer: [one value per bit width]}``).
+    """
+    if len(batches) < 2:
+        raise ValueError(f"variance_vs_bits: need at least 2 batches, got {len(batches)}")
+
+    def loaded(config: QuantConfig):
+        model = build_model(model_name, seed)
+        model.load_state_dict(state)
+        return quantize(model, config)
+
+    samp = sampling_variance(loaded(QuantConfig(mode="qat")), classification_loss, batches)["total"]
+    out: dict[str, Any] = {
+        "bits": list(bits),
+        "quantizers": list(quantizers),
+        "sampling": samp["variance"],
+        "sampling_stderr": samp["stderr"],
+        "quantization": {},
+        "quantization_stderr": {},
+        "ratio": {},
+    }
+    for q in quantizers:
+        values, errors = [], []
+        for b in bits:
+            config = QuantConfig(mode="fqt", grad_quantizer=q, grad_bits=b, seed=seed)
+            total = quantization_variance(loaded(config), classification_loss, batches[:2], k=k)["total"]
+            values.append(total["variance"])
+            errors.append(total["stderr"])
+        out["quantization"][q] = values
+        out["quantization_stderr"][q] = errors
+        out["ratio"][q] = [v / samp["variance"] for v in values]
+    return out
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """Rows = bits; per quantizer the quantization variance and its ratio to the sampling variance."""
+    qs = result["quantizers"]
+    head = f"{'bits':>4}" + "".join(f"{q.upper() + ' var':>13}{'/ samp':>10}" for q in qs)
+    lines = [f"QAT sampling variance {result['sampling']:.3e} (± {result['sampling_stderr']:.1e})", head]
+    for i, b in enumerate(result["bits"]):
+        cells = "".join(f"{result['quantization'][q][i]:>13.3e}{result['ratio'][q][i]:>10.2e}" for q in qs)
+        lines.append(f"{b:>4}{cells}")
+    return "\n".join(lines)
+
+
+def parse_bits(text: str) -> list[int]:
+    """``"2-8"`` or ``"2,4,8"`` -> a list of bit widths in 1..16."""
+    if "-" in text:
+        lo, hi = (int(p) for p in text.split("-", 1))
+        bits = list(range(lo, hi + 1))
+    else:
+        bits = [int(p) for p in text.split(",") if p.strip()]
+    if not bits or any(not 1 <= b <= 16 for b in bits):
+        raise ValueError(f"--bits must name bit widths in 1..16, got {text!r}")
+    return bits
+
+
+def parse_quantizers(text: str) -> list[str]:
+    qs = [q.strip().lower() for q in text.split(",") if q.strip()]
+    unknown = [q for q in qs if q not in ("ptq", "psq", "bhq", "shift")]
+    if not qs or unknown:
+        raise ValueError(f"--quantizers must be a comma list of ptq, psq, bhq, shift; got {text!r}")
+    return qs
+
+
+def probe_batches(batch_size: int, n_batches: int, limit: int | None = None, seed: int = 0) -> list:
+    """``n_batches`` training batches of ``batch_size`` from a seeded permutation of the digits."""
+    x, y, _, _ = digits_split(limit)
+    order = np.random.default_rng([seed, 3]).permutation(len(y))
+    n_batches = max(2, min(n_batches, len(y) // batch_size))
+    return [
+        (x[order[i * batch_size : (i + 1) * batch_size]], y[order[i * batch_size : (i + 1) * batch_size]])
+        for i in range(n_batches)
+    ]
+
+
+def run(args: argparse.Namespace) -> int:
+    bits = parse_bits(args.bits)
+    quantizers = parse_quantizers(args.quantizers)
+    if args.model not in MODELS:
+        raise ValueError(f"unknown model {args.model!r}; choose one of {MODELS}")
+    if args.checkpoint is not None:
+        model = build_model(args.model, args.seed)
+        checkpoint.load(args.checkpoint, model)
+        source = f"checkpoint {args.checkpoint} ({args.model})"
+    else:
+        spec = RunSpec(
+            model=args.model,
+            mode="qat",
+            seed=args.seed,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            measure_variance=False,
+            limit=args.limit,
+        )
+        print(
+            f"training a {args.model} with QAT for {args.epochs} epochs (batch {args.batch_size})...",
+            flush=True,
+        )
+        model, trained = train(spec)
+        accuracy = 100 * trained["test_accuracy"]
+        source = f"fresh QAT {args.model}, {args.epochs} epochs, test accuracy {accuracy:.1f}%"
+    batches = probe_batches(args.batch_size, args.batches, args.limit, args.seed)
+    result = variance_vs_bits(
+        args.model, model.state_dict(), batches, bits, quantizers, args.draws, args.seed
+    )
+    result.update(source=source, batch_size=args.batch_size, draws=args.draws)
+    os.makedirs(args.out, exist_ok=True)
+    json_path = os.path.join(args.out, "variance.json")
+    with open(json_path, "w") as f:
+        json.dump(result, f, indent=1)
+    png = plot_variance_vs_bits(
+        bits,
+        result["quantization"],
+        result["sampling"],
+        os.path.join(args.out, "variance.png"),
+        title=f"{args.model}, batch {args.batch_size}",
+    )
+    print(source)
+    print(format_table(result))
+    print(f"wrote {json_path} and {png}")
+    return 0
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``refqt variance``."""
+    parser = subparsers.add_parser(
+        "variance", help="gradient variance vs bits for PTQ / PSQ / BHQ vs QAT sampling"
+    )
+    parser.add_argument(
+        "--checkpoint", help="a checkpoint (.npz) to measure; default: train a fresh QAT model"
+    )
+    parser.add_argument(
+        "--model", default="cnn", help=f"model of the checkpoint / fresh run: {', '.join(MODELS)}"
+    )
+    parser.add_argument("--epochs", type=int, default=3, help="epochs of the fresh QAT run")
+    parser.add_argument("--bits", default="2-8", help="bit widths, '2-8' or '2,4,8'")
+    parser.add_argument("--quantizers", default="ptq,psq,bhq")
+    parser.add_argument("--batch-size", type=int, default=32, help="batch size of the sampling variance")
+    parser.add_argument("--batches", type=int, default=8, help="batches for the sampling variance")
+    parser.add_argument("--draws", type=int, default=8, help="quantizer draws per batch")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="variance-out", help="folder for variance.json and variance.png")
+    parser.add_argument("--limit", type=int, default=None, help=argparse.SUPPRESS)  # tiny runs for tests
+    parser.set_defaults(run=run)
