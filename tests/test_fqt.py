@@ -176,3 +176,34 @@ def test_fqt_gives_the_same_gradients_on_every_backend(backend, quantizer):
     ref, got = run(get_backend("numpy")), run(backend)
     for name in ref:
         np.testing.assert_allclose(got[name], ref[name], rtol=1e-9, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize(("kind", "shape"), [("conv", (6, 4, 5, 3)), ("linear", (2, 9, 4))])
+def test_weight_path_is_quantized_per_output_channel(kind, shape):
+    """Scaling one output channel 1000× leaves every other channel's Q_w error exactly as it was."""
+    from refqt.fqt.layer import LayerQuantizer
+
+    g = np.random.default_rng(0).standard_normal(shape)
+    big = g.copy()
+    channel = (slice(None), 2) if kind == "conv" else (..., 2)
+    big[channel] *= 1000.0
+
+    def weight_path(grad):
+        config = QuantConfig(mode="fqt", grad_quantizer="psq")  # Q_w: 8 bits per channel
+        hook = LayerQuantizer("layer", config, np.random.default_rng(5))
+        _, g_w = hook.bifurcate(grad, kind=kind, need_input=False, need_weight=True)
+        assert g_w.shape == grad.shape
+        # one grid per channel, not finer: every value is min_c + k·(max_c − min_c)/255
+        axis = 1 if kind == "conv" else -1
+        per_channel = np.moveaxis(grad, axis, 0).reshape(grad.shape[axis], -1)
+        lo, step = per_channel.min(axis=1, keepdims=True), np.ptp(per_channel, axis=1, keepdims=True) / 255
+        k = (np.moveaxis(g_w, axis, 0).reshape(per_channel.shape) - lo) / step
+        np.testing.assert_allclose(k, np.round(k), atol=1e-6)
+        return g_w - grad
+
+    err, err_big = weight_path(g), weight_path(big)
+    keep = np.ones(shape[1] if kind == "conv" else shape[-1], dtype=bool)
+    keep[2] = False
+    pick = (slice(None), keep) if kind == "conv" else (..., keep)
+    np.testing.assert_array_equal(err_big[pick], err[pick])
+    assert np.abs(err_big[channel]).max() > 100 * np.abs(err[channel]).max()

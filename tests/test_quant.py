@@ -256,6 +256,81 @@ def test_every_backend_gives_the_same_numbers(make, backend):
     np.testing.assert_array_equal(got, ref)
 
 
+# -- PSQ per channel ---------------------------------------------------------------------------
+def conv_gradient(shape=(5, 3, 4, 2), seed=0):
+    """An (N, C, H, W) array with channel scales over several decades and some exact zeros."""
+    r = np.random.default_rng(seed)
+    x = r.standard_normal(shape) * np.exp(2 * r.standard_normal((1, shape[1], 1, 1)))
+    x[r.random(shape) < 0.1] = 0.0
+    return x
+
+
+@pytest.mark.parametrize("bits", [1, 4, 8])
+def test_psq_channel_is_psq_column_of_the_transposed_matrix(bits):
+    """Per channel on (N, C, H, W) == per column on (N·H·W, C), element by element, for the same noise."""
+    x = conv_gradient(seed=bits)
+    n, c, h, w = x.shape
+    q = PSQ(bits, axis="channel")
+    u = _noise(q, x, bits, samples=2)
+
+    def as_columns(a):  # (..., N, C, H, W) -> (..., N·H·W, C)
+        return np.moveaxis(a, -3, -1).reshape(*a.shape[:-4], n * h * w, c)
+
+    want = q.quantize(as_columns(x), as_columns(u))
+    np.testing.assert_array_equal(as_columns(q.quantize(x, u)), want)
+    np.testing.assert_allclose(
+        as_columns(q.elementwise_variance(x)), q.elementwise_variance(as_columns(x)), rtol=1e-12, atol=0
+    )
+    assert q.variance_bound(x) == pytest.approx(q.variance_bound(as_columns(x)), rel=1e-12)
+    assert q.conditional_variance(x) == pytest.approx(q.conditional_variance(as_columns(x)), rel=1e-12)
+
+
+def test_psq_channel_grid_spans_each_channel():
+    """Every channel's outputs lie inside its own [min, max]; a constant channel is kept exactly."""
+    x = conv_gradient((6, 4, 3, 3), seed=3)
+    x[:, 2] = -1.5
+    q = PSQ(3, axis="channel")
+    out = q.quantize(x, _noise(q, x, 0, samples=5))
+    lo, hi = x.min(axis=(0, 2, 3)), x.max(axis=(0, 2, 3))
+    per_channel = np.moveaxis(out, 2, 0).reshape(x.shape[1], -1)  # (C, samples·N·H·W)
+    assert np.all(per_channel.min(axis=1) >= lo) and np.all(per_channel.max(axis=1) <= hi + 1e-9 * np.abs(hi))
+    assert np.all(out[:, :, 2] == -1.5)
+
+
+def test_psq_column_and_channel_are_one_quantizer():
+    x = conv_gradient(seed=1)
+    a, b = PSQ(4, axis="column"), PSQ(4, axis="channel")
+    assert a.name == b.name == "psq-column" == make_gradient_quantizer("psq-column").name
+    np.testing.assert_array_equal(a(x, np.random.default_rng(2)), b(x, np.random.default_rng(2)))
+    with pytest.raises(ValueError, match="axis"):
+        PSQ(4, axis="sample")
+
+
+# -- out= ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("make", QUANTIZERS, ids=IDS)
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+def test_out_argument_writes_the_same_numbers(make, dtype, backend):
+    if not hasattr(backend.xp, dtype):
+        pytest.skip(f"{backend.name} has no {dtype}")
+    q = make(4)
+    x = backend.asarray(conv_gradient(), dtype=backend.dtype(dtype))
+    want = backend.to_numpy(q(x, np.random.default_rng(4)))
+    buf = backend.xp.zeros_like(x)
+    assert q(x, np.random.default_rng(4), out=buf) is buf
+    np.testing.assert_array_equal(backend.to_numpy(buf), want)
+    same = backend.xp.asarray(x, copy=True)
+    assert q(same, np.random.default_rng(4), out=same) is same  # in place
+    np.testing.assert_array_equal(backend.to_numpy(same), want)
+
+
+def test_out_argument_must_fit():
+    q = PSQ(4)
+    x = conv_gradient()
+    for bad in (np.empty(x.shape, np.float32), np.empty(x.shape[::-1]), np.empty((5, 3, 4, 4))[..., ::2]):
+        with pytest.raises(ValueError, match=r"PSQ\(bits=4\): out= must be"):
+            q(x, np.random.default_rng(0), out=bad)
+
+
 # -- forward quantizers and STE ----------------------------------------------------------------
 @pytest.mark.parametrize("kind", ["affine", "zero_aligned"])
 @given(x=gradients(), bits=st.integers(1, 16))

@@ -27,7 +27,7 @@ def small_chunks(request, monkeypatch):
 
 @pytest.mark.parametrize("make", QUANTIZERS, ids=IDS)
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
-@pytest.mark.parametrize("shape", [(7, 5), (3, 2, 19), (33, 1), (1, 70)])
+@pytest.mark.parametrize("shape", [(7, 5), (3, 2, 19), (33, 1), (1, 70), (4, 3, 5, 2)])
 def test_fast_equals_reference_bit_for_bit(make, dtype, shape, small_chunks):
     r = np.random.default_rng(sum(shape))
     x = r.standard_normal(shape) * np.exp(2 * r.standard_normal((shape[0],) + (1,) * (len(shape) - 1)))
@@ -49,6 +49,16 @@ def test_forward_fast_equals_reference(kind, dtype, small_chunks):
         np.testing.assert_array_equal(
             quantize_forward(x, bits, kind), quantize_forward_reference(x, bits, kind)
         )
+
+
+@pytest.mark.parametrize("make", QUANTIZERS, ids=IDS)
+def test_fast_path_into_out_and_in_place_equals_reference(make, small_chunks):
+    x = np.random.default_rng(6).standard_normal((6, 4, 3, 5)).astype(np.float32)
+    q = make(5)
+    want = q.reference(x, np.random.default_rng(1))
+    out = np.full_like(x, np.nan)
+    np.testing.assert_array_equal(q(x, np.random.default_rng(1), out=out), want)
+    np.testing.assert_array_equal(q(x, np.random.default_rng(1), out=x), want)
 
 
 def test_fast_paths_keep_the_generator_in_step():

@@ -39,10 +39,9 @@ def spread_rows(n=8, d=12, sigma=1.5, seed=0):
 
 def error_bound(q, x):
     """A-priori bound M on |Q(x) − x| per element: one step (BHQ: Σ_i |T⁻¹[r, i]|·step_i)."""
-    _, grid, t = q._prepare(x)
-    step = np.broadcast_to(grid.step, x.shape)
+    y, grid, t = q._prepare(x)
     if t is None:
-        return step
+        return np.broadcast_to(grid.step, y.shape).reshape(x.shape)
     return np.broadcast_to((np.abs(t.inverse_matrix()) @ grid.step[:, 0])[:, None], x.shape)
 
 
@@ -68,6 +67,21 @@ def test_unbiased_and_variance_matches_closed_form(make, bits):
     cv = q.conditional_variance(x)
     assert abs(sq.mean() - cv) <= 5.5 * sq.std() / math.sqrt(SAMPLES) + 1e-4 * cv
     np.testing.assert_allclose(np.sum(q.elementwise_variance(x)), cv, rtol=1e-9)
+
+
+@pytest.mark.parametrize("bits", [2, 4])
+def test_psq_channel_unbiased_and_variance_matches_closed_form_on_a_conv_gradient(bits):
+    """PSQ per channel on an (N, C, H, W) array, channel scales over decades (the weight path's case)."""
+    r = np.random.default_rng(bits)
+    x = r.standard_normal((4, 3, 2, 5)) * np.exp(1.5 * r.standard_normal((1, 3, 1, 1)))
+    x[r.random(x.shape) < 0.1] = 0.0
+    q = PSQ(bits, axis="channel")
+    samples = q.quantize(x, q.uniform(x, np.random.default_rng(200 + bits), samples=SAMPLES))
+    assert bernstein_rejections(samples, x, q.elementwise_variance(x), error_bound(q, x)) == 0
+    sq = np.sum((samples - x) ** 2, axis=(1, 2, 3, 4))
+    cv = q.conditional_variance(x)
+    assert abs(sq.mean() - cv) <= 5.5 * sq.std() / math.sqrt(SAMPLES) + 1e-4 * cv
+    assert cv <= q.variance_bound(x)
 
 
 def test_harness_rejects_round_to_nearest():
@@ -103,6 +117,8 @@ def test_conditional_variance_below_bound(make, seed, bits, sigma):
     q = make(bits)
     x = spread_rows(n=1 + seed % 9, d=1 + seed % 7, sigma=sigma, seed=seed)
     assert q.conditional_variance(x) <= q.variance_bound(x) * (1 + 1e-9) + 1e-300
+    x4 = x.reshape(x.shape[0], 1, 1, -1) * np.array([1.0, 1e-3, 30.0])[:, None, None]  # (N, 3, 1, D)
+    assert q.conditional_variance(x4) <= q.variance_bound(x4) * (1 + 1e-9) + 1e-300
 
 
 @pytest.mark.parametrize(

@@ -127,12 +127,14 @@ class LayerQuantizer:
         return g_in, g_w
 
     def _quantize_columns(self, g: Any, kind: str) -> Any:
-        """``Q_w(G)``: the weight path's quantizer with G laid out as (rows, channels)."""
+        """``Q_w(G)``: the weight path's quantizer on G's own layout (no copies).
+
+        Per column (``"psq-column"``: PSQ per channel, axis 1) means one scale
+        per output feature of a linear G seen as (rows, out), and one per
+        output channel F of a conv G (N, F, Ho, Wo); PTQ is per tensor.
+        """
         xp = namespace(g)
         if kind == "linear":
             cols = xp.reshape(g, (-1, g.shape[-1]))
             return xp.reshape(self.weight_grad_quantizer(cols, self.rng), g.shape)
-        n, f, h, w = g.shape
-        cols = xp.reshape(xp.permute_dims(g, (0, 2, 3, 1)), (n * h * w, f))
-        q = self.weight_grad_quantizer(cols, self.rng)
-        return xp.permute_dims(xp.reshape(q, (n, h, w, f)), (0, 3, 1, 2))
+        return self.weight_grad_quantizer(g, self.rng)

@@ -6,7 +6,8 @@ Gradient quantizers (THEORY.md §3), all with the interface of
 ``q.variance_bound(x)``:
 
 * :class:`PTQ` -- per tensor, 0 exactly on the grid;
-* :class:`PSQ` -- per sample (row); ``PSQ(bits, axis="column")`` per column;
+* :class:`PSQ` -- per sample (row); ``PSQ(bits, axis="channel")`` per channel
+  (axis 1: the columns of a matrix, the channels of a conv gradient);
 * :class:`BHQ` -- block Householder transform, then per row;
 * :class:`PerSampleShift` -- per-tensor grid with a power-of-two shift per sample.
 
@@ -31,7 +32,12 @@ GRADIENT_QUANTIZERS = ("ptq", "psq", "psq-column", "bhq", "shift")
 
 
 def make_gradient_quantizer(name: str, bits: int = 8) -> GradientQuantizer:
-    """``"ptq"``, ``"psq"``, ``"psq-column"``, ``"bhq"`` or ``"shift"`` with ``bits`` bits."""
+    """``"ptq"``, ``"psq"``, ``"psq-column"``, ``"bhq"`` or ``"shift"`` with ``bits`` bits.
+
+    ``"psq-column"`` is PSQ per channel (axis 1), the weight path's quantizer:
+    per output feature of a (rows, out) gradient, per channel F of a conv
+    gradient (N, F, Ho, Wo) in its own layout.
+    """
     if name == "ptq":
         return PTQ(bits)
     if name == "psq":

@@ -4,7 +4,7 @@ A gradient quantizer ``q`` maps an array whose first axis is the row axis
 (samples; (N, C, H, W) is seen as (N, C·H·W)) to an unbiased random
 dequantized array of the same shape and dtype::
 
-    q(x, rng)                       fast path on NumPy, reference path elsewhere
+    q(x, rng, out=None)             fast path on NumPy, reference path elsewhere (into ``out`` if given)
     q.quantize(x, u)                reference path with explicit noise u, shape x.shape or (S, *x.shape)
     q.uniform(x, rng, samples=None) the noise q(x, rng) would use (so q(x, rng) == q.quantize(x, u))
     q.encode(x, u) -> Encoded       integer codes + grid + transform (bin-usage histograms)
@@ -15,9 +15,10 @@ dequantized array of the same shape and dtype::
     q.bits, q.levels (B = 2^b − 1), q.name
 
 Every quantizer here is ``Q(x) = T⁻¹(SR(T x))`` with an affine grid per row,
-column or tensor (:mod:`refqt.quant.grid`); ``T`` is the identity except in
-BHQ. Subclasses say how the grid is found (``_grid``) and, for BHQ, what
-``T`` is (``_transform`` / ``_untransform``).
+channel or tensor (:mod:`refqt.quant.grid`); ``T`` is the identity except in
+BHQ. Subclasses say how the grid is found (``_grid``), which 2-D view of x
+is rounded (``_matrix``: the rows, except for PSQ per channel) and, for BHQ,
+what ``T`` is (``_transform`` / ``_untransform``).
 """
 
 from __future__ import annotations
@@ -84,9 +85,14 @@ class GradientQuantizer:
         return repr(self)
 
     # -- hooks ------------------------------------------------------------------
-    def _grid(self, y2: Any, fast_path: bool) -> AffineGrid:
-        """The grid for the (N, D) matrix ``y2`` to be rounded."""
+    def _grid(self, y2: Any, fast_path: bool, shape: tuple[int, ...]) -> AffineGrid:
+        """The grid for the (N, D) matrix ``y2`` to be rounded: ``T x`` of an input of ``shape``, as
+        :meth:`_matrix` views it."""
         raise NotImplementedError
+
+    def _matrix(self, x: Any) -> Any:
+        """The 2-D view of ``x`` that is rounded: its rows (N, D) here (PSQ per channel differs)."""
+        return as_rows(x)
 
     def _transform(self, x2: Any, fast_path: bool) -> tuple[Any, Any]:
         """``(T x, T)``; the identity here."""
@@ -108,18 +114,18 @@ class GradientQuantizer:
         return mins, maxs
 
     def _rows(self, x: Any) -> tuple[Backend, Any, Any]:
-        """Checks ``x``; returns (backend, (N, D) view in the working dtype, working dtype)."""
+        """Checks ``x``; returns (backend, its matrix view (N, D) in the working dtype, working dtype)."""
         check_float_array(self.label, x)
         backend = backend_of(x)
         xp = backend.xp
         work = work_dtype(xp, x.dtype)
-        return backend, xp.astype(as_rows(x), work), work
+        return backend, xp.astype(self._matrix(x), work), work
 
     def _prepare(self, x: Any) -> tuple[Any, AffineGrid, Any]:
         """Reference path: ``(Y, grid, T)`` with ``Y = T x`` as an (N, D) working-dtype matrix."""
         _, x2, _ = self._rows(x)
         y2, transform = self._transform(x2, fast_path=False)
-        return y2, self._grid(y2, fast_path=False), transform
+        return y2, self._grid(y2, fast_path=False, shape=tuple(x.shape)), transform
 
     def uniform(self, x: Any, rng: np.random.Generator, samples: int | None = None) -> Any:
         """The noise ``u`` that ``q(x, rng)`` uses: ``(m + ½)/2¹⁶``, row-major over the rounded matrix.
@@ -171,21 +177,44 @@ class GradientQuantizer:
         xp = backend_of(x).xp
         return xp.astype(xp.reshape(v, tuple(u.shape)), x.dtype)
 
-    def __call__(self, x: Any, rng: np.random.Generator) -> Any:
-        """One quantize-dequantize of ``x`` with noise from ``rng``; same shape and dtype."""
+    def __call__(self, x: Any, rng: np.random.Generator, out: Any | None = None) -> Any:
+        """One quantize-dequantize of ``x`` with noise from ``rng``; same shape and dtype.
+
+        ``out``: optional array of ``x``'s shape, dtype and backend to write the
+        result into (and return); it may be ``x`` itself. On NumPy this saves
+        allocating (and first touching) a fresh output.
+        """
         check_float_array(self.label, x)
         backend = backend_of(x)
+        if out is not None:
+            self._check_out(x, out)
         if x.size == 0:
-            return backend.xp.reshape(x, tuple(x.shape)) * 1
+            return backend.xp.reshape(x, tuple(x.shape)) * 1 if out is None else out
         if backend.name == "numpy":
-            return self._fast(np.asarray(x), rng)
-        return self.quantize(x, self.uniform(x, rng))
+            return self._fast(np.asarray(x), rng, np.empty(x.shape, dtype=x.dtype) if out is None else out)
+        result = self.quantize(x, self.uniform(x, rng))
+        if out is None:
+            return result
+        out[...] = result
+        return out
 
-    def _fast(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """NumPy fast path: same result as ``quantize(x, uniform(x, rng))``, bit for bit."""
-        x2 = as_rows(x)
-        out = np.empty(x.shape, dtype=x.dtype)
-        grid = self._grid(x2, fast_path=True)
+    def _check_out(self, x: Any, out: Any) -> None:
+        """ValueError unless ``out`` can take the result: x's backend, shape, dtype (NumPy: contiguous)."""
+        fits = (
+            backend_of(out).name == backend_of(x).name
+            and tuple(out.shape) == tuple(x.shape)
+            and out.dtype == x.dtype
+        )
+        if not fits or (isinstance(out, np.ndarray) and not out.flags.c_contiguous):
+            raise ValueError(
+                f"{self.label}: out= must be a contiguous array like x ({tuple(x.shape)} {x.dtype}); "
+                f"got {type(out).__name__} {tuple(out.shape)} {out.dtype}"
+            )
+
+    def _fast(self, x: np.ndarray, rng: np.random.Generator, out: np.ndarray) -> np.ndarray:
+        """NumPy fast path into ``out``: same result as ``quantize(x, uniform(x, rng))``, bit for bit."""
+        x2 = self._matrix(x)
+        grid = self._grid(x2, fast_path=True, shape=tuple(x.shape))
         fast.round_onto_grid(x2, grid, NoiseStream(rng), out.reshape(x2.shape))
         return out
 

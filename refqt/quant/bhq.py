@@ -63,22 +63,25 @@ class BHQ(GradientQuantizer):
     def _untransform(self, v: Any, transform: Any) -> Any:
         return apply_transform(transform, v, inverse=True)
 
-    def _grid(self, y2: Any, fast_path: bool) -> AffineGrid:
+    def _grid(self, y2: Any, fast_path: bool, shape: tuple[int, ...]) -> AffineGrid:
         xp = backend_of(y2).xp
         mins, maxs = self._ranges(y2, fast_path)
         return minmax_grid(mins[:, None], maxs[:, None], self.levels, work_dtype(xp, y2.dtype))
 
-    def _fast(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """``T x`` into the output, PSQ in place, ``T⁻¹`` in place (float16: via a float32 buffer)."""
+    def _fast(self, x: np.ndarray, rng: np.random.Generator, out: np.ndarray) -> np.ndarray:
+        """``T x`` into ``out``, PSQ in place, ``T⁻¹`` in place (float16: via a float32 buffer)."""
         x2 = as_rows(x)
         t = self._find_transform(x2, fast_path=True)
         work = np.float64 if x.dtype == np.float64 else np.float32
-        out = np.empty(x.shape, dtype=work)
-        y2 = out.reshape(x2.shape)
+        buffer = out if out.dtype == work else np.empty(x.shape, dtype=work)
+        y2 = buffer.reshape(x2.shape)
         apply_transform_fast(t, x2, y2)
-        fast.round_onto_grid(y2, self._grid(y2, fast_path=True), NoiseStream(rng), y2)
+        grid = self._grid(y2, fast_path=True, shape=tuple(x.shape))
+        fast.round_onto_grid(y2, grid, NoiseStream(rng), y2)
         apply_transform_fast(t, y2, y2, inverse=True)
-        return out if out.dtype == x.dtype else out.astype(x.dtype)
+        if buffer is not out:
+            np.copyto(out, buffer, casting="unsafe")
+        return out
 
     # -- variance ---------------------------------------------------------------------
     def _rounding_variance(self, x: Any) -> tuple[Any, BlockHouseholder, AffineGrid, Any]:

@@ -33,7 +33,7 @@ class PTQ(GradientQuantizer):
         mins, maxs = self._ranges(y2, fast_path)
         return float(xp.min(mins)), float(xp.max(maxs))
 
-    def _grid(self, y2: Any, fast_path: bool) -> AffineGrid:
+    def _grid(self, y2: Any, fast_path: bool, shape: tuple[int, ...]) -> AffineGrid:
         xp = backend_of(y2).xp
         mn, mx = self._tensor_range(y2, fast_path)
         return zero_aligned_grid(mn, mx, self.levels, xp, work_dtype(xp, y2.dtype))

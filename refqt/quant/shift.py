@@ -55,7 +55,7 @@ class PerSampleShift(GradientQuantizer):
         shifts = row_shifts(mins_h, maxs_h, kmin * step, (kmin + self.levels) * step)
         return step * np.exp2(-shifts.astype(np.float64)), step, kmin, True
 
-    def _grid(self, y2: Any, fast_path: bool) -> AffineGrid:
+    def _grid(self, y2: Any, fast_path: bool, shape: tuple[int, ...]) -> AffineGrid:
         backend = backend_of(y2)
         xp = backend.xp
         work = work_dtype(xp, y2.dtype)
