@@ -23,7 +23,7 @@ from importlib import metadata
 
 import refqt
 from refqt.backend import available_backends, get_backend
-from refqt.experiments import demo, train_cmd
+from refqt.experiments import bench_cmd, demo, reproduce, train_cmd, variance_cmd
 
 
 def _version(distribution: str) -> str:
@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_info_parser(subparsers)
     demo.add_parser(subparsers)
     train_cmd.add_parser(subparsers)
+    variance_cmd.add_parser(subparsers)
+    reproduce.add_parser(subparsers)
+    bench_cmd.add_parser(subparsers)
     return parser
 
 
