@@ -207,3 +207,23 @@ def test_weight_path_is_quantized_per_output_channel(kind, shape):
     pick = (slice(None), keep) if kind == "conv" else (..., keep)
     np.testing.assert_array_equal(err_big[pick], err[pick])
     assert np.abs(err_big[channel]).max() > 100 * np.abs(err[channel]).max()
+
+
+def test_reused_weight_path_buffer_never_aliases_what_autodiff_keeps():
+    """Q_w writes into a buffer kept by the hook: G is untouched and later steps see their own Q_w(G)."""
+    batch = digits_batch()
+    config = QuantConfig(mode="fqt", grad_quantizer="bhq", grad_bits=4, seed=3)
+
+    def model():
+        return quantize(SmallCNN(channels=4, hidden=16, rng=np.random.default_rng(0)), config)
+
+    a, b = model(), model()
+    first, second = grads(a, batch), grads(a, batch)
+    assert_same(grads(b, batch), first)
+    assert_same(grads(b, batch), second)
+    hook = quantized_layers(a)[0][1].fqt
+    g = np.random.default_rng(1).standard_normal((2, 4, 8, 8)).astype(np.float32)
+    kept = g.copy()
+    _, g_w = hook.bifurcate(g, kind="conv", need_input=True, need_weight=True)
+    np.testing.assert_array_equal(g, kept)
+    assert not np.shares_memory(g_w, g)

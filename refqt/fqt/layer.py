@@ -71,6 +71,7 @@ class LayerQuantizer:
         self.quantize_input_grad = True
         self.quantize_weight_grad = True
         self.captured: list[dict[str, Any]] | None = None
+        self._weight_grad_buffer: Any = None  # reused output of Q_w (see _quantize_columns)
 
     def __repr__(self) -> str:
         return (
@@ -127,14 +128,22 @@ class LayerQuantizer:
         return g_in, g_w
 
     def _quantize_columns(self, g: Any, kind: str) -> Any:
-        """``Q_w(G)``: the weight path's quantizer on G's own layout (no copies).
+        """``Q_w(G)``: the weight path's quantizer on G's own layout (no transposes).
 
         Per column (``"psq-column"``: PSQ per channel, axis 1) means one scale
         per output feature of a linear G seen as (rows, out), and one per
         output channel F of a conv G (N, F, Ho, Wo); PTQ is per tensor.
+
+        The result is written into a buffer this hook keeps from one backward
+        to the next (no fresh allocation per step). That is safe because the
+        layer's backward consumes ``Q_w(G)`` at once (``∇W = Q_w(G)ᵀ X``) and
+        keeps no reference to it; it is never ``G`` itself, which autodiff
+        may still hold.
         """
         xp = namespace(g)
-        if kind == "linear":
-            cols = xp.reshape(g, (-1, g.shape[-1]))
-            return xp.reshape(self.weight_grad_quantizer(cols, self.rng), g.shape)
-        return self.weight_grad_quantizer(g, self.rng)
+        matrix = xp.reshape(g, (-1, g.shape[-1])) if kind == "linear" else g
+        out = self._weight_grad_buffer
+        if out is None or type(out) is not type(g) or out.shape != matrix.shape or out.dtype != g.dtype:
+            out = xp.empty(matrix.shape, dtype=g.dtype)
+            self._weight_grad_buffer = out
+        return xp.reshape(self.weight_grad_quantizer(matrix, self.rng, out=out), g.shape)
