@@ -194,3 +194,33 @@ def test_progress_bar_draws_on_a_terminal_only():
     with ProgressBar(4, stream=pipe) as bar:
         bar.update(4, "done")
     assert pipe.getvalue() == ""
+
+
+def test_a_tiny_translation_run_resumes_bit_for_bit(tmp_path, monkeypatch):
+    """The transformer path (token loss and accuracy, PAD ignored) on a tiny task, FQT per token."""
+    from refqt.data import make_translation_task
+    from refqt.experiments import registry
+    from refqt.models import Seq2SeqTransformer
+
+    def tiny_task(data_dir=None):
+        task = make_translation_task(n_train=48, n_test=16, seed=0, max_len=6)
+        return registry.Dataset(
+            "translation", "translation", task.src_train, task.tgt_train, task.src_test, task.tgt_test,
+            classes=task.tgt_vocab, input_vocab=task.src_vocab,
+        )  # fmt: skip
+
+    def tiny_model(dataset, rng):
+        return Seq2SeqTransformer(dataset.input_vocab, dataset.classes, 16, 2, 1, 32, max_len=16, rng=rng)
+
+    monkeypatch.setitem(registry.DATASETS, "translation", tiny_task)
+    monkeypatch.setitem(registry.MODELS, "transformer", tiny_model)
+    config = {"model": "transformer", "dataset": "translation", "batch_size": 16, "epochs": 2, "mode": "fqt"}
+    straight = train_run(config, tmp_path / "straight")
+    train_run(config, tmp_path / "split", stop_after=1)
+    resumed = train_run(config, tmp_path / "split", resume=True)
+    assert [r["train_loss"] for r in resumed] == [r["train_loss"] for r in straight]
+    assert 0 < straight[1]["test_accuracy"] < 1 and _lines(tmp_path / "split") == _lines(
+        tmp_path / "straight"
+    )
+    for key, value in _arrays(tmp_path / "straight").items():
+        np.testing.assert_array_equal(value, _arrays(tmp_path / "split")[key], err_msg=key)

@@ -18,11 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from refqt.data import load_cifar10, load_digits, load_mnist, train_test_split
-from refqt.models import MLP, SmallCNN
+from refqt.data import load_cifar10, load_digits, load_mnist, make_translation_task, train_test_split
+from refqt.models import MLP, PreActResNet, Seq2SeqTransformer, SmallCNN
 from refqt.nn import Module
 
 DIGITS_SPLIT_SEED = 0  # one fixed digits test set, whatever the run's seed
+TRANSLATION_SEED = 0  # one fixed synthetic language pair, whatever the run's seed
 
 
 @dataclass(frozen=True)
@@ -33,9 +34,14 @@ class Dataset:
     ----------
     name : str
     task : str
-        ``"classification"`` (x: images (N, C, H, W), y: labels (N,)).
+        ``"classification"``: x images (N, C, H, W), y labels (N,).
+        ``"translation"``: x source ids (N, Ls), y target ids then EOS (N, Lt),
+        both padded with PAD = 0 (see :mod:`refqt.data.translation`).
     x_train, y_train, x_test, y_test : ndarray
     classes : int
+        Labels, or the target vocabulary (one class per token).
+    input_vocab : int
+        Source vocabulary (translation only; 0 otherwise).
     """
 
     name: str
@@ -45,6 +51,7 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     classes: int
+    input_vocab: int = 0
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -84,6 +91,21 @@ def cifar10(data_dir: str | Path | None) -> Dataset:
     return Dataset("cifar10", "classification", x_train, y_train, x_test, y_test, classes=10)
 
 
+def translation(data_dir: str | Path | None = None) -> Dataset:
+    """The synthetic translation task (4000 / 500 sentence pairs), generated; ``data_dir`` unused."""
+    task = make_translation_task(n_train=4000, n_test=500, seed=TRANSLATION_SEED)
+    return Dataset(
+        "translation",
+        "translation",
+        task.src_train,
+        task.tgt_train,
+        task.src_test,
+        task.tgt_test,
+        classes=task.tgt_vocab,
+        input_vocab=task.src_vocab,
+    )
+
+
 def mlp(dataset: Dataset, rng: np.random.Generator) -> Module:
     """``MLP`` with two hidden layers of 128 on the flattened images."""
     return MLP(int(np.prod(dataset.input_shape)), hidden=128, depth=2, classes=dataset.classes, rng=rng)
@@ -97,15 +119,43 @@ def cnn(dataset: Dataset, rng: np.random.Generator) -> Module:
     return SmallCNN(channels, height, channels=16, hidden=64, classes=dataset.classes, rng=rng)
 
 
+def resnet(dataset: Dataset, rng: np.random.Generator) -> Module:
+    """``PreActResNet``-8 (one pre-activation block per stage), width 16: quick on small images."""
+    return PreActResNet(8, width=16, in_channels=dataset.input_shape[0], classes=dataset.classes, rng=rng)
+
+
+def resnet20(dataset: Dataset, rng: np.random.Generator) -> Module:
+    """``PreActResNet``-20 (three blocks per stage), width 16: He et al.'s CIFAR ResNet."""
+    return PreActResNet(20, width=16, in_channels=dataset.input_shape[0], classes=dataset.classes, rng=rng)
+
+
+def transformer(dataset: Dataset, rng: np.random.Generator) -> Module:
+    """``Seq2SeqTransformer``: width 64, 4 heads, 2 + 2 layers, feed-forward 128, no dropout."""
+    return Seq2SeqTransformer(
+        dataset.input_vocab,
+        dataset.classes,
+        d_model=64,
+        heads=4,
+        layers=2,
+        dim_feedforward=128,
+        max_len=max(dataset.x_train.shape[1], dataset.y_train.shape[1]),
+        rng=rng,
+    )
+
+
 DATASETS: dict[str, Callable[[str | Path | None], Dataset]] = {
     "digits": digits,
     "mnist": mnist,
     "cifar10": cifar10,
+    "translation": translation,
 }
 
 MODELS: dict[str, Callable[[Dataset, np.random.Generator], Module]] = {
     "mlp": mlp,
     "cnn": cnn,
+    "resnet": resnet,
+    "resnet20": resnet20,
+    "transformer": transformer,
 }
 
 # The kind of data each name works with; a model trains on data sets of its task.
@@ -115,6 +165,10 @@ TASKS: dict[str, str] = {
     "cifar10": "classification",
     "mlp": "classification",
     "cnn": "classification",
+    "resnet": "classification",
+    "resnet20": "classification",
+    "translation": "translation",
+    "transformer": "translation",
 }
 
 

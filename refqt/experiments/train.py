@@ -27,19 +27,20 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
 import numpy as np
 
 from refqt import checkpoint, ops
+from refqt.autodiff import no_grad
 from refqt.backend import Backend, get_backend, namespace
-from refqt.data import iterate_batches
+from refqt.data import iterate_batches, iterate_translation_batches
+from refqt.data.translation import PAD
 from refqt.experiments.progress import ProgressBar
 from refqt.experiments.registry import Dataset, build_model, load_dataset
 from refqt.experiments.train_config import TrainConfig
-from refqt.experiments.training import evaluate
 from refqt.fqt import load_quantizer_state, quantize, quantizer_state
 from refqt.nn import Dropout, Module
 from refqt.optim import SGD, ConstantSchedule, CosineSchedule, Schedule
@@ -59,8 +60,8 @@ SHUFFLE_STREAM = 2
 EPOCH_FIELDS = (
     "epoch",  # 1-based
     "step",  # optimizer steps so far
-    "train_loss",  # mean over the epoch's batches, as trained (weights changing)
-    "train_accuracy",
+    "train_loss",  # mean over the epoch's examples (tokens for translation), as trained
+    "train_accuracy",  # of the class (translation: of the next token, teacher-forced)
     "test_loss",
     "test_accuracy",
     "lr",  # learning rate of the epoch's last step
@@ -182,7 +183,7 @@ def train_run(
                 )
             except _Diverged as err:
                 _stop(out, history, epoch, err.batch, err.step, f"training loss is {err.loss}")
-            test = evaluate(model, dataset.x_test, dataset.y_test, backend=backend)
+            test = _evaluate(model, dataset, backend)
         step = train["step"]
         if not math.isfinite(test["loss"]):
             _stop(out, history, epoch, steps_per_epoch, step, f"test loss is {test['loss']}")
@@ -244,14 +245,13 @@ def _train_epoch(
     model.train()
     total_loss, correct, seen = 0.0, 0, 0
     batches = -(-len(dataset.y_train) // config.batch_size)
-    x, y = dataset.x_train, dataset.y_train
     with ProgressBar(batches, label, enabled=None if progress else False) as bar:
-        for batch, (xb, yb) in enumerate(
-            iterate_batches(x, y, config.batch_size, shuffle, backend=backend), 1
+        for batch, (inputs, target) in enumerate(
+            _batches(dataset, "train", config.batch_size, shuffle, backend), 1
         ):
             optimizer.lr = schedule.lr_at(step)
-            logits = model(Tensor(xb))
-            loss = ops.cross_entropy(logits, yb)
+            logits = model(*inputs)
+            loss = _loss(logits, target, dataset)
             value = loss.item()
             if not math.isfinite(value):
                 raise _Diverged(value, batch, step)
@@ -259,19 +259,63 @@ def _train_epoch(
             loss.backward()
             optimizer.step()
             step += 1
-            n = int(xb.shape[0])
+            hits, n = _hits(logits, target, dataset)
             total_loss += value * n
-            correct += _correct(logits, yb)
+            correct += hits
             seen += n
             bar.update(1, f"loss {total_loss / seen:.4f}  acc {100 * correct / seen:5.1f}%")
     return {"loss": total_loss / seen, "accuracy": correct / seen, "step": step, "lr": optimizer.lr}
 
 
-def _correct(logits: Tensor, labels: Any) -> int:
-    """Number of rows whose largest logit is at the label (computed on the device)."""
+def _evaluate(model: Module, dataset: Dataset, backend: Backend, batch_size: int = 500) -> dict[str, float]:
+    """Mean loss and accuracy on the test split, in eval mode, without gradients."""
+    model.eval()
+    total_loss, correct, seen = 0.0, 0, 0
+    with no_grad():
+        for inputs, target in _batches(dataset, "test", batch_size, None, backend):
+            logits = model(*inputs)
+            hits, n = _hits(logits, target, dataset)
+            total_loss += _loss(logits, target, dataset).item() * n
+            correct += hits
+            seen += n
+    model.train()
+    return {"loss": total_loss / seen, "accuracy": correct / seen}
+
+
+def _batches(
+    dataset: Dataset, split: str, batch_size: int, rng: np.random.Generator | None, backend: Backend
+) -> Iterator[tuple[tuple[Any, ...], Any]]:
+    """``(model inputs, target)`` on ``backend``; shuffled by ``rng``, in order when it is None.
+
+    Classification: ``((Tensor x,), labels)``. Translation: ``((src, tgt_in), tgt_out)``,
+    teacher forcing (the decoder reads the target shifted right by one).
+    """
+    x, y = (dataset.x_train, dataset.y_train) if split == "train" else (dataset.x_test, dataset.y_test)
+    if dataset.task == "translation":
+        for src, tgt_in, tgt_out in iterate_translation_batches(
+            x, y, batch_size, rng, shuffle=rng is not None
+        ):
+            yield (backend.asarray(src), backend.asarray(tgt_in)), backend.asarray(tgt_out)
+    else:
+        for xb, yb in iterate_batches(x, y, batch_size, rng, shuffle=rng is not None, backend=backend):
+            yield (Tensor(xb),), yb
+
+
+def _loss(logits: Tensor, target: Any, dataset: Dataset) -> Tensor:
+    """Mean cross-entropy; over the non-padding tokens for translation."""
+    if dataset.task == "translation":
+        return ops.cross_entropy(logits, target, ignore_index=PAD)
+    return ops.cross_entropy(logits, target)
+
+
+def _hits(logits: Tensor, target: Any, dataset: Dataset) -> tuple[int, int]:
+    """(correct predictions, predictions counted): rows, or non-padding tokens; on the device."""
     xp = namespace(logits.data)
-    hits = xp.astype(xp.argmax(logits.data, axis=1) == labels, xp.int64)
-    return int(xp.sum(hits))
+    hits = xp.argmax(logits.data, axis=-1) == target
+    if dataset.task == "translation":
+        keep = target != PAD
+        return int(xp.sum(xp.astype(hits & keep, xp.int64))), int(xp.sum(xp.astype(keep, xp.int64)))
+    return int(xp.sum(xp.astype(hits, xp.int64))), int(target.shape[0])
 
 
 def _check_folder(out: Path, config: TrainConfig, resume: bool) -> None:

@@ -28,7 +28,8 @@ class TrainConfig:
     Parameters
     ----------
     model, dataset : str
-        Names in :mod:`refqt.experiments.registry` (``mlp``, ``cnn``; ``digits``, ``mnist``, ``cifar10``).
+        Names in :mod:`refqt.experiments.registry`: ``mlp``, ``cnn``, ``resnet``, ``resnet20``
+        on ``digits``, ``mnist``, ``cifar10``; ``transformer`` on ``translation``.
     data_dir : str or None
         Folder of the MNIST / CIFAR-10 files (unused for the bundled digits).
     mode : {"exact", "qat", "fqt"}
