@@ -102,10 +102,8 @@ def test_greedy_decode_agrees_with_forward(rng):
     assert out.dtype == np.int64 and out.shape[0] == 2 and out.shape[1] <= 6
     # Feeding the decoded prefix back, each step's argmax is the next decoded token.
     row = out[0]
-    stop = int(np.argmax(row == 2)) if np.any(row == 2) else len(row)
-    prefix = np.concatenate([[1], row[:stop]])[None, :]
+    n = int(np.argmax(row == 2)) + 1 if np.any(row == 2) else len(row)  # tokens up to and with EOS
+    prefix = np.concatenate([[1], row[: n - 1]])[None, :]
     logits = model(SRC[:1], prefix).numpy()[0]
-    np.testing.assert_array_equal(
-        np.argmax(logits, axis=-1)[: len(row[: stop + 1])], row[: stop + 1][: len(logits)]
-    )
+    np.testing.assert_array_equal(np.argmax(logits, axis=-1), row[:n])
     assert model.training
