@@ -104,3 +104,19 @@ def test_load_mismatches_are_clear(tmp_path):
     wider = nn.Sequential(nn.Linear(6, 9, rng=np.random.default_rng(0)))
     with pytest.raises(KeyError, match="missing keys"):
         checkpoint.load(path, wider)
+
+
+def test_checkpoint_file_has_a_normal_mode(tmp_path):
+    import os
+    import stat
+
+    import numpy as np
+
+    from refqt import checkpoint
+    from refqt.nn import Linear
+
+    path = tmp_path / "c.npz"
+    checkpoint.save(path, Linear(2, 2, rng=np.random.default_rng(0)))
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o666 & ~mask
