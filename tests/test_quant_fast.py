@@ -61,6 +61,19 @@ def test_fast_path_into_out_and_in_place_equals_reference(make, small_chunks):
     np.testing.assert_array_equal(q(x, np.random.default_rng(1), out=x), want)
 
 
+@pytest.mark.parametrize("dominant", [1.0, 1e3])
+def test_bhq_small_matrix_all_groups_at_once_equals_reference(dominant):
+    """Small (N, D): the transform runs on every group at once; large groups (one dominant row) too."""
+    x = np.random.default_rng(7).standard_normal((96, 6)).astype(np.float32)
+    x *= np.exp(np.random.default_rng(8).standard_normal((96, 1))).astype(np.float32)
+    x[3] *= dominant
+    t = BHQ(4).transform(x)
+    assert t.group_sizes.max() >= 3
+    np.testing.assert_array_equal(
+        BHQ(4)(x, np.random.default_rng(2)), BHQ(4).reference(x, np.random.default_rng(2))
+    )
+
+
 def test_fast_paths_keep_the_generator_in_step():
     """Both paths advance the generator by the same ceil(N·D/4) raw draws."""
     x = np.random.default_rng(0).standard_normal((5, 7))

@@ -250,7 +250,10 @@ def apply_transform_fast(
     group's rows before any of them is written, so in place is safe.
     """
     work = out2.dtype
-    d = x2.shape[1]
+    n_rows, d = x2.shape
+    if d * n_rows <= BLOCK_ELEMENTS:
+        _apply_all_groups(t, x2, out2, inverse)
+        return
     for idx, root, inv_root_m1, n, s, inv_s in t.coefficients(work):
         g = idx.size
         width = max(1, min(d, BLOCK_ELEMENTS // g))
@@ -282,3 +285,50 @@ def apply_transform_fast(
             if inverse:
                 for r in range(g):
                     np.multiply(src[r], inv_s[r], out=rows[r])
+
+
+def _grouped_rows(t: BlockHouseholder, work: Any) -> dict[str, Any]:
+    """Per-row coefficients in grouped order, for :func:`_apply_all_groups` (cached on ``t``)."""
+    key = ("rows", np.dtype(work).name)
+    if key not in t._cache:
+        coeffs = t.coefficients(work)
+        sizes = np.array([c[0].size for c in coeffs])
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        by_position = []  # r ≥ 1: (groups with a row r, grouped index of that row)
+        for r in range(1, int(sizes.max())):
+            has = np.flatnonzero(sizes > r)
+            by_position.append((has, starts[has] + r))
+        t._cache[key] = {
+            "order": np.concatenate([c[0] for c in coeffs]),
+            "first": starts,
+            "group": np.repeat(np.arange(sizes.size), sizes),
+            "root": np.array([c[1] for c in coeffs], dtype=work)[:, None],
+            "inv_root_m1": np.array([c[2] for c in coeffs], dtype=work)[:, None],
+            "n": np.concatenate([c[3] for c in coeffs])[:, None],
+            "s": np.concatenate([c[4] for c in coeffs])[:, None],
+            "inv_s": np.concatenate([c[5] for c in coeffs])[:, None],
+            "by_position": by_position,
+        }
+    return t._cache[key]
+
+
+def _apply_all_groups(t: BlockHouseholder, x2: np.ndarray, out2: np.ndarray, inverse: bool) -> None:
+    """:func:`apply_transform_fast` for a small matrix: every group at once, a few calls in all.
+
+    Rows are gathered in grouped order, each group's sum is built row by row
+    in the reference's order (one vectorised add per row position), and the
+    rank-1 updates run on all groups together. A group of one row gets
+    ``β = 0·(a − 1·a) = 0`` and so is left as it is, like the reference.
+    """
+    c = _grouped_rows(t, out2.dtype)
+    a = x2[c["order"]].astype(out2.dtype, copy=False)
+    if not inverse:
+        np.multiply(a, c["s"], out=a)
+    total = a[c["first"]]
+    for groups, rows in c["by_position"]:
+        total[groups] = total[groups] + a[rows]
+    beta = (total - c["root"] * a[c["first"]]) * c["inv_root_m1"]
+    np.subtract(a, c["n"] * beta[c["group"]], out=a)
+    if inverse:
+        np.multiply(a, c["inv_s"], out=a)
+    out2[c["order"]] = a
