@@ -56,8 +56,9 @@ def digits_section(part: dict[str, Any]) -> list[str]:
         ]
         for r in rows:
             name = r["label"] if r["mode"] != "fqt" else f"FQT {r['label']}-bit"
+            spread = f" ± {100 * r['std']:.2f}" if r["n"] > 1 else ""
             lines.append(
-                f"| {name} | {100 * r['mean']:.2f} ± {100 * r['std']:.2f} | {r['ok']}/{r['n']} | "
+                f"| {name} | {100 * r['mean']:.2f}{spread} | {r['ok']}/{r['n']} | "
                 f"{_ratio(r)} | {r['seconds']:.1f} |"
             )
         lines.append("")
@@ -106,8 +107,8 @@ def variance_section(part: dict[str, Any]) -> list[str]:
 def anatomy_section(part: dict[str, Any]) -> list[str]:
     t = part["terms"]
     n = len(t["layers"])
-    near = sum(t["terms"][i][i] for i in range(n))
     total = sum(sum(row) for row in t["terms"])
+    by_distance = [sum(t["terms"][k + d][k] for k in range(n - d)) / total for d in range(n)]
     lines = [
         f"Bin usage of the {part['layer']} output gradient at {part['bits']} bits "
         f"({100 * part['zero_fraction']:.0f}% of its entries are exact zeros, from the ReLU): "
@@ -117,9 +118,11 @@ def anatomy_section(part: dict[str, Any]) -> list[str]:
         )
         + ".",
         "",
-        f"Eq. 7 terms (PTQ, {part['bits']} bits): the diagonal (a quantizer's effect on its own layer's "
-        f"gradient) holds {100 * near / total:.0f}% of the quantization variance; the sum of the terms "
-        "matches the all-on variance per layer: "
+        f"Eq. 7 terms (PTQ, {part['bits']} bits; row l = the quantizer, column k = the layer whose gradient "
+        "receives its variance). Share of the total by distance l − k: "
+        + ", ".join(f"{d}: {100 * share:.0f}%" for d, share in enumerate(by_distance))
+        + " (distance 0 is the layer's own 8-bit weight-gradient path; its input-gradient quantizer "
+        "reaches the layers below). Sum of the terms vs all quantizers on, per layer: "
         + ", ".join(f"{a:.2e} vs {b:.2e}" for a, b in zip(t["sum_of_terms"], t["total"], strict=True))
         + ".",
         "",
@@ -135,9 +138,8 @@ def _outcomes(rows: dict[str, dict[str, Any]], bits: int) -> str:
         r = rows.get(f"{q} {bits}")
         if r is not None:
             ratio = r["ratio_early"] if r["ratio_early"] is not None else float("nan")
-            cells.append(
-                f"{q} {r['ok']}/{r['n']} ok ({100 * r['mean']:.1f} ± {100 * r['std']:.1f}%, q/s {ratio:.1e})"
-            )
+            spread = f" ± {100 * r['std']:.1f}" if r["n"] > 1 else ""
+            cells.append(f"{q} {r['ok']}/{r['n']} ok ({100 * r['mean']:.1f}{spread}%, q/s {ratio:.1e})")
     return ", ".join(cells)
 
 

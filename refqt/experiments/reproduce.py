@@ -71,43 +71,43 @@ class Suite:
 
 
 FULL = Suite(
-    "full",
-    3,
-    (8, 6, 5, 4, 3, 2),
-    15,
-    8,
-    30,
-    {"n_train": 2000, "epochs": 4, "d_model": 32, "dim_feedforward": 64, "layers": 1},
-    (8, 5),
-    1,
-    LAYER[0],
-    3,
+    name="full",
+    seeds=3,
+    cnn_bits=(8, 6, 5, 4, 3, 2),
+    cnn_epochs=15,
+    mlp_seeds=8,
+    mlp_epochs=30,
+    transformer={"n_train": 4000, "epochs": 6, "d_model": 32, "dim_feedforward": 64, "layers": 1},
+    transformer_bits=(8, 5),
+    transformer_seeds=3,
+    overhead_batch=LAYER[0],
+    variance_epochs=3,
 )
 QUICK = Suite(
-    "quick",
-    1,
-    (8, 4, 2),
-    5,
-    2,
-    15,
-    {"n_train": 600, "epochs": 2, "d_model": 32, "dim_feedforward": 64, "layers": 1},
-    (5,),
-    1,
-    8,
-    2,
+    name="quick",
+    seeds=1,
+    cnn_bits=(8, 4, 2),
+    cnn_epochs=5,
+    mlp_seeds=2,
+    mlp_epochs=15,
+    transformer={"n_train": 2000, "epochs": 4, "d_model": 32, "dim_feedforward": 64, "layers": 1},
+    transformer_bits=(5,),
+    transformer_seeds=1,
+    overhead_batch=8,
+    variance_epochs=2,
 )
 TINY = Suite(
-    "tiny",
-    1,
-    (4,),
-    1,
-    1,
-    1,
-    {"n_train": 64, "epochs": 1, "d_model": 16, "dim_feedforward": 32, "layers": 1, "n_test": 16},
-    (5,),
-    1,
-    2,
-    1,
+    name="tiny",
+    seeds=1,
+    cnn_bits=(4,),
+    cnn_epochs=1,
+    mlp_seeds=1,
+    mlp_epochs=1,
+    transformer={"n_train": 64, "epochs": 1, "d_model": 16, "dim_feedforward": 32, "layers": 1, "n_test": 16},
+    transformer_bits=(5,),
+    transformer_seeds=1,
+    overhead_batch=2,
+    variance_epochs=1,
     variance_bits=(2, 8),
     draws=2,
     limit=96,
@@ -263,14 +263,14 @@ def part_digits(
     }
 
 
-def part_transformer(suite: Suite, jobs: int, progress: Callable[[str], None]) -> dict[str, Any]:
+def part_transformer(suite: Suite, seeds: int, jobs: int, progress: Callable[[str], None]) -> dict[str, Any]:
     try:
         from refqt.experiments import translation  # noqa: F401
     except ImportError as err:
         return {"status": "pending", "reason": f"the transformer modules are not there yet ({err})"}
     setting = tuple(sorted(suite.transformer.items()))
     specs = []
-    for seed in range(suite.transformer_seeds):
+    for seed in range(min(suite.transformer_seeds, seeds)):
         specs += [TranslationSpec(m, "none", 0, seed, setting) for m in ("exact", "qat")]
         specs += [
             TranslationSpec("fqt", q, b, seed, setting) for b in suite.transformer_bits for q in QUANTIZERS
@@ -400,7 +400,7 @@ def reproduce(
         ("variance", lambda: part_variance(suite, out, *probe())),
         ("anatomy", lambda: part_anatomy(suite, out, probe()[0])),
         ("overhead", lambda: part_overhead(suite)),
-        ("transformer", lambda: part_transformer(suite, jobs, progress)),
+        ("transformer", lambda: part_transformer(suite, seeds, jobs, progress)),
     ]
     for name, fn in steps:
         progress(f"part {name}...")

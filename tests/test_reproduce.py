@@ -1,0 +1,76 @@
+"""``refqt reproduce``: the tiny suite writes every part, and a process pool changes no number."""
+
+import json
+
+import pytest
+
+from refqt.cli import main
+from refqt.experiments import report
+from refqt.experiments.reproduce import PARTS, run_all
+from refqt.experiments.runspec import RunSpec
+
+pytestmark = pytest.mark.slow
+
+
+def test_tiny_reproduce_writes_every_part(tmp_path, capsys):
+    out = tmp_path / "rq"
+    assert main(["reproduce", "--tiny", "--jobs", "1", "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["parts"]) == set(PARTS)
+    text = (out / "report.md").read_text()
+    for heading in (
+        "## 1. Accuracy",
+        "## 2. Transformer",
+        "## 3. Gradient variance",
+        "## 4. Bin usage",
+        "## 5.",
+    ):
+        assert heading in text
+    assert "*Pending" not in text.split("## 2.")[0]  # part 1 has its table
+    for png in ("digits_accuracy.png", "variance_vs_bits.png", "bin_usage.png", "variance_terms.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"]({png})" in text
+    digits = results["parts"]["digits"]
+    labels = {(r["model"], r["label"]) for r in digits["table"]}
+    assert {("cnn", "exact"), ("cnn", "QAT"), ("cnn", "PTQ 4"), ("cnn", "BHQ 4"), ("mlp6", "PSQ 2")} <= labels
+    fqt = [r for r in digits["runs"] if r["mode"] == "fqt"]
+    assert all(r["variance_early"]["ratio"] > 0 for r in fqt)  # a ratio beside every FQT accuracy
+    assert "done in" in capsys.readouterr().out
+
+
+def test_pool_gives_the_same_numbers_as_one_process():
+    specs = [
+        RunSpec(
+            model="cnn", mode="fqt", quantizer="ptq", bits=3, seed=1, epochs=1, limit=64, variance_draws=2
+        ),
+        RunSpec(
+            model="mlp6", mode="fqt", quantizer="bhq", bits=2, seed=2, epochs=2, limit=64, variance_draws=2
+        ),
+        RunSpec(model="cnn", mode="qat", seed=1, epochs=1, limit=64),
+    ]
+    serial = run_all(specs, jobs=1)
+    pooled = run_all(specs, jobs=2)
+    for a, b in zip(serial, pooled, strict=True):
+        for key in (
+            "label",
+            "seed",
+            "test_accuracy",
+            "history",
+            "variance_early",
+            "variance_final",
+            "failed",
+        ):
+            assert a.get(key) == b.get(key), key
+
+
+def test_report_says_what_is_pending():
+    results = {
+        "suite": {"name": "quick"},
+        "seeds": 1,
+        "jobs": 1,
+        "seconds": {},
+        "parts": {"transformer": {"status": "pending", "reason": "no translation module"}},
+    }
+    text = report.render(results)
+    assert "*Pending*: no translation module." in text
+    assert text.count("*Pending.*") == 4
