@@ -2,9 +2,11 @@
 
 The gradient of the layer in the authors' rebuttal: a (128, 64, 56, 56)
 float32 array (conv 3×3, 64 → 64, stride 1, padding 1). For PTQ, PSQ, BHQ and
-PerSampleShift it prints, best of a few repeats: range finding, (BHQ) finding
-the transform and applying it (``T`` and ``T⁻¹`` together), and the whole
-quantize-dequantize ``q(x, rng)``; each also as a fraction of the layer's conv
+PerSampleShift, and PSQ per channel (``psq-column``: the weight path's 8-bit
+quantizer, its range per channel), it prints, best of a few repeats: range
+finding, (BHQ) finding the transform and applying it (``T`` and ``T⁻¹``
+together), and the whole quantize-dequantize ``q(x, rng)``, allocating its
+output and into a reused ``out=``; each also as a fraction of the layer's conv
 forward (:func:`refqt.ops.conv.conv2d_forward`) timed in the same run::
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m refqt.benchmarks.quant [--bits 8] [--repeats 3]
@@ -80,10 +82,18 @@ def quant_benchmark(
             apply_transform_fast(t, y2, y2, inverse=True)
 
         apply_s = _best(apply, repeats)
-        for q in (PTQ(bits), PSQ(bits), BHQ(bits), PerSampleShift(bits)):
+        per_channel_rows = x.reshape(shape[0] * shape[1], -1)  # PSQ per channel: (sample, channel) rows first
+        channel_range_s = _best(lambda: quant_fast.row_ranges(per_channel_rows), repeats)
+        out = np.empty_like(x)
+        for q in (PTQ(bits), PSQ(bits), BHQ(bits), PerSampleShift(bits), PSQ(bits, axis="channel")):
             gen = np.random.default_rng(seed + 1)
             whole_s = _best(lambda q=q, gen=gen: q(x, gen), repeats)
-            entry: dict[str, float] = {"range_s": range_s, "whole_s": whole_s}
+            into_s = _best(lambda q=q, gen=gen: q(x, gen, out=out), repeats)
+            entry: dict[str, float] = {
+                "range_s": channel_range_s if q.name == "psq-column" else range_s,
+                "whole_s": whole_s,
+                "into_s": into_s,
+            }
             if q.name == "bhq":
                 entry.update(transform_find_s=find_s, transform_apply_s=apply_s)
             for key in list(entry):
@@ -98,7 +108,7 @@ def format_figures(figures: dict[str, Any]) -> str:
     lines = [
         f"gradient {figures['shape']} float32, {figures['bits']} bits; {figures['threads']}",
         f"conv forward ({figures['conv']}): {conv_s * 1e3:.1f} ms",
-        f"{'':8s}{'range':>18s}{'find T':>18s}{'apply T, T^-1':>18s}{'whole Q':>18s}",
+        f"{'':11s}{'range':>18s}{'find T':>18s}{'apply T, T^-1':>18s}{'whole Q':>18s}{'Q, out=':>18s}",
     ]
 
     def cell(entry: dict[str, float], key: str, unit: float = 1e3, fmt: str = "{:.1f} ms") -> str:
@@ -107,11 +117,11 @@ def format_figures(figures: dict[str, Any]) -> str:
         text = fmt.format(entry[f"{key}_s"] * unit) + f" ({entry[f'{key}_frac']:.3f}x)"
         return f"{text:>18s}"
 
-    for name in ("ptq", "psq", "bhq", "shift"):
+    for name in ("ptq", "psq", "bhq", "shift", "psq-column"):
         e = figures[name]
         lines.append(
-            f"{name:8s}{cell(e, 'range')}{cell(e, 'transform_find', 1e6, '{:.0f} us')}"
-            f"{cell(e, 'transform_apply')}{cell(e, 'whole')}"
+            f"{name:11s}{cell(e, 'range')}{cell(e, 'transform_find', 1e6, '{:.0f} us')}"
+            f"{cell(e, 'transform_apply')}{cell(e, 'whole')}{cell(e, 'into')}"
         )
     return "\n".join(lines)
 
