@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -41,19 +41,23 @@ class Vocabulary:
     ----------
     tokens : tuple of str
         ``tokens[i]`` is the token of id i; ids 0-3 are ``<pad> <bos> <eos> <unk>``.
+    index : dict
+        token -> id, derived from ``tokens``.
     """
 
     tokens: tuple[str, ...]
+    index: dict[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_index", {t: i for i, t in enumerate(self.tokens)})
+        # A frozen dataclass sets its derived fields through object.__setattr__.
+        object.__setattr__(self, "index", {t: i for i, t in enumerate(self.tokens)})
 
     def __len__(self) -> int:
         return len(self.tokens)
 
     def id(self, token: str) -> int:
         """Id of ``token``, ``UNK`` if unknown."""
-        return self._index.get(token, UNK)  # type: ignore[attr-defined]
+        return self.index.get(token, UNK)
 
     def encode(self, tokens: Sequence[str]) -> list[int]:
         return [self.id(t) for t in tokens]
