@@ -43,7 +43,8 @@ class Encoded:
     ----------
     codes : array
         (..., N, D) uint8 (b ≤ 8) or uint16 codes in ``0 … B`` of the rounded
-        matrix (``T x`` for BHQ, else the rows of ``x``).
+        matrix (``T x`` for BHQ, else ``x`` as ``_matrix`` views it: its rows,
+        or (N·C, S) for PSQ per channel).
     grid : AffineGrid
         The grid the codes index.
     transform : object or None
