@@ -64,7 +64,7 @@ def test_overhead_table_has_the_rebuttals_rows():
     assert rows[0][1] == pytest.approx(480.0) and rows[4][1] == pytest.approx(0.003)
     assert "a quick look" not in format_overhead(_fake_quant(128))
     md = format_overhead(_fake_quant(8), markdown=True)
-    assert "batch 8" in md and "| range finding PSQ | 24.0 | 0.050 | 24 | 0.050 |" in md
+    assert "batch 8" in md and "| range finding PSQ | 24.0 | 0.05 | 24 | 0.05 |" in md
 
 
 def test_bench_formatter_on_fake_figures():

@@ -59,7 +59,7 @@ def format_overhead(quant: dict[str, Any], markdown: bool = False) -> str:
     note = "" if batch == LAYER[0] else f" (batch {batch}, not the paper's {LAYER[0]}: a quick look)"
     header = ("operation", "refqt ms", "× conv", "paper ms", "paper × conv")
     cells = [
-        (n, f"{v:.3f}" if v < 1 else f"{v:.1f}", f"{v / conv_ms:.3f}", f"{p:g}", f"{p / paper_conv:.3f}")
+        (n, f"{v:.3f}" if v < 1 else f"{v:.1f}", f"{v / conv_ms:.3g}", f"{p:g}", f"{p / paper_conv:.3g}")
         for n, v, p in rows
     ]
     title = f"gradient {tuple(quant['shape'])} float32, {quant['bits']} bits{note}"
