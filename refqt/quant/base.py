@@ -16,9 +16,8 @@ dequantized array of the same shape and dtype::
 
 Every quantizer here is ``Q(x) = T⁻¹(SR(T x))`` with an affine grid per row,
 channel or tensor (:mod:`refqt.quant.grid`); ``T`` is the identity except in
-BHQ. Subclasses say how the grid is found (``_grid``), which 2-D view of x
-is rounded (``_matrix``: the rows, except for PSQ per channel) and, for BHQ,
-what ``T`` is (``_transform`` / ``_untransform``).
+BHQ. Subclasses say how the grid is found (``_grid``) and, for BHQ, what
+``T`` is (``_transform`` / ``_untransform``).
 """
 
 from __future__ import annotations
@@ -43,8 +42,7 @@ class Encoded:
     ----------
     codes : array
         (..., N, D) uint8 (b ≤ 8) or uint16 codes in ``0 … B`` of the rounded
-        matrix (``T x`` for BHQ, else ``x`` as ``_matrix`` views it: its rows,
-        or (N·C, S) for PSQ per channel).
+        matrix (``T x`` for BHQ, else the rows of ``x``).
     grid : AffineGrid
         The grid the codes index.
     transform : object or None
@@ -87,13 +85,8 @@ class GradientQuantizer:
 
     # -- hooks ------------------------------------------------------------------
     def _grid(self, y2: Any, fast_path: bool, shape: tuple[int, ...]) -> AffineGrid:
-        """The grid for the (N, D) matrix ``y2`` to be rounded: ``T x`` of an input of ``shape``, as
-        :meth:`_matrix` views it."""
+        """The grid for the (N, D) matrix ``y2`` to be rounded: the rows of ``T x``, x of ``shape``."""
         raise NotImplementedError
-
-    def _matrix(self, x: Any) -> Any:
-        """The 2-D view of ``x`` that is rounded: its rows (N, D) here (PSQ per channel differs)."""
-        return as_rows(x)
 
     def _transform(self, x2: Any, fast_path: bool) -> tuple[Any, Any]:
         """``(T x, T)``; the identity here."""
@@ -115,12 +108,12 @@ class GradientQuantizer:
         return mins, maxs
 
     def _rows(self, x: Any) -> tuple[Backend, Any, Any]:
-        """Checks ``x``; returns (backend, its matrix view (N, D) in the working dtype, working dtype)."""
+        """Checks ``x``; returns (backend, (N, D) view in the working dtype, working dtype)."""
         check_float_array(self.label, x)
         backend = backend_of(x)
         xp = backend.xp
         work = work_dtype(xp, x.dtype)
-        return backend, xp.astype(self._matrix(x), work), work
+        return backend, xp.astype(as_rows(x), work), work
 
     def _prepare(self, x: Any) -> tuple[Any, AffineGrid, Any]:
         """Reference path: ``(Y, grid, T)`` with ``Y = T x`` as an (N, D) working-dtype matrix."""
@@ -214,7 +207,7 @@ class GradientQuantizer:
 
     def _fast(self, x: np.ndarray, rng: np.random.Generator, out: np.ndarray) -> np.ndarray:
         """NumPy fast path into ``out``: same result as ``quantize(x, uniform(x, rng))``, bit for bit."""
-        x2 = self._matrix(x)
+        x2 = as_rows(x)
         grid = self._grid(x2, fast_path=True, shape=tuple(x.shape))
         fast.round_onto_grid(x2, grid, NoiseStream(rng), out.reshape(x2.shape))
         return out

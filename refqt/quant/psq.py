@@ -11,15 +11,12 @@ channels F of an (N, F, Ho, Wo) conv gradient. It is the weight-gradient
 path's quantizer, ``∇W = Q_w(G)ᵀ X``: that product sums over samples (and
 positions), so only per-channel scales factor out of an integer GEMM
 (``Var ≤ N·S/(4B²)·Σ_c R_c²``, S = Ho·Wo, 1 for a matrix). It works on the
-array's own layout, no transposes; the matrix it rounds is
-
-* (N, C) for an (N, C) array, with a (1, C) grid (one per column);
-* (N·C, S) for an (N, C, ...) array with S > 1 positions per channel: row
-  ``n·C + c`` holds sample n, channel c, and gets channel c's grid (an
-  (N·C, 1) grid, each channel's ``(lo, step)`` repeated for every sample).
-
-Either way the noise follows the array's row-major order, as for every
-quantizer. ``axis="column"`` is the same quantizer under its matrix name.
+array's own layout, no transposes: like every quantizer it rounds the (N, D)
+rows of x, D = C·S, in row-major order; its grid is a (1, D) row holding
+each channel's ``(lo, step)`` over that channel's S positions. (A per-row
+(N·C, 1) grid on the (N·C, S) view would be smaller, but NumPy broadcasts a
+column of scalars several times slower than it combines two rows.)
+``axis="column"`` is the same quantizer under its matrix name.
 """
 
 from __future__ import annotations
@@ -28,7 +25,7 @@ from typing import Any
 
 from refqt.backend import backend_of
 from refqt.quant.base import GradientQuantizer
-from refqt.quant.checks import as_rows, work_dtype
+from refqt.quant.checks import work_dtype
 from refqt.quant.grid import AffineGrid, minmax_grid
 
 AXES = ("row", "channel", "column")
@@ -72,20 +69,13 @@ class PSQ(GradientQuantizer):
         extra = "" if self.axis == "row" else f", axis={self.axis!r}"
         return f"PSQ(bits={self.bits}{extra})"
 
-    def _matrix(self, x: Any) -> Any:
-        """Rows of x; per channel: (N, C) for a matrix, else (N·C, S) (see the module docstring)."""
-        n, c, s = channel_layout(tuple(x.shape))
-        if self.axis == "row" or s == 1:
-            return as_rows(x)
-        return backend_of(x).xp.reshape(x, (n * c, s))
-
     def _channel_ranges(self, y2: Any, fast_path: bool, shape: tuple[int, ...]) -> tuple[Any, Any]:
-        """Per-channel ``(min, max)`` of the matrix ``y2``, each (C,)."""
+        """Per-channel ``(min, max)`` of the (N, C·S) rows ``y2``, each (C,)."""
         xp = backend_of(y2).xp
         n, c, s = channel_layout(shape)
         if s == 1:
             return self._ranges(y2, fast_path, axis=0)
-        mins, maxs = self._ranges(y2, fast_path, axis=1)  # per (sample, channel) row
+        mins, maxs = self._ranges(xp.reshape(y2, (n * c, s)), fast_path, axis=1)  # per (sample, channel)
         return xp.min(xp.reshape(mins, (n, c)), axis=0), xp.max(xp.reshape(maxs, (n, c)), axis=0)
 
     def _grid(self, y2: Any, fast_path: bool, shape: tuple[int, ...]) -> AffineGrid:
@@ -94,15 +84,13 @@ class PSQ(GradientQuantizer):
         if self.axis == "row":
             mins, maxs = self._ranges(y2, fast_path, axis=1)
             return minmax_grid(mins[:, None], maxs[:, None], self.levels, work)
-        n, c, s = channel_layout(shape)
+        _, c, s = channel_layout(shape)
         mins, maxs = self._channel_ranges(y2, fast_path, shape)
-        if s == 1:
-            return minmax_grid(mins[None, :], maxs[None, :], self.levels, work)
 
-        def per_row(per_channel: Any) -> Any:  # (C,) -> (N·C, 1): row n·C + c gets channel c's value
-            return xp.reshape(xp.broadcast_to(per_channel[None, :], (n, c)), (n * c, 1))
+        def spread(per_channel: Any) -> Any:  # (C,) -> (1, C·S): channel c's value over its S positions
+            return xp.reshape(xp.broadcast_to(per_channel[:, None], (c, s)), (1, c * s))
 
-        return minmax_grid(per_row(mins), per_row(maxs), self.levels, work)
+        return minmax_grid(spread(mins), spread(maxs), self.levels, work)
 
     def variance_bound(self, x: Any) -> float:
         """``D/(4B²)·Σ_i R_i²`` per row (``N·S/(4B²)·Σ_c R_c²`` per channel)."""
