@@ -8,9 +8,12 @@ Two workloads:
   random cotangent).
 
 For each: the exact step, QAT, and FQT with BHQ at 5 bits (8-bit per-channel
-weight path), as ratios to exact, best of N with the modes timed in turn
-(fair on a machine shared with other jobs). Then the statistics' reuse of
-the forward pass: K = 32 gradient draws for one batch (one forward, K backward passes)
+weight path), as ratios to exact. Each mode is timed on its own, best of N,
+as a training run uses one mode: timing the three modes in turn made FQT's
+conv layer look far slower (1.73-1.79x exact against 1.41-1.49x on its own,
+on a shared 2-core machine; most likely memory reuse between the modes'
+large arrays, not pinned down). Then the statistics' reuse of the forward
+pass: K = 32 gradient draws for one batch (one forward, K backward passes)
 against K full steps::
 
     python -m refqt.benchmarks.training [--repeats 3] [--skip-layer]
@@ -21,7 +24,6 @@ against K full steps::
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -43,21 +45,7 @@ MODES = {
 }
 
 
-def interleaved_best_ms(steps: dict[str, Callable[[], Any]], repeats: int) -> dict[str, float]:
-    """Best of ``repeats`` timings of each step (ms), the steps taken in turn each round.
-
-    On a machine shared with other jobs the load drifts; taking the modes in
-    turn gives each the same chances, where timing one mode after the other
-    can hand one of them a busy minute.
-    """
-    best = {name: float("inf") for name in steps}
-    for _ in range(repeats):
-        for name, step in steps.items():
-            best[name] = min(best[name], best_ms(step, 1))
-    return best
-
-
-def _cnn_step(config: QuantConfig, batch: tuple[np.ndarray, np.ndarray]) -> Callable[[], None]:
+def _cnn_step_ms(config: QuantConfig, batch: tuple[np.ndarray, np.ndarray], repeats: int) -> float:
     model = quantize(SmallCNN(rng=np.random.default_rng(0)), config)
     opt = SGD(model.parameters(), lr=0.01, momentum=0.9)
 
@@ -68,10 +56,10 @@ def _cnn_step(config: QuantConfig, batch: tuple[np.ndarray, np.ndarray]) -> Call
         opt.step()
 
     step()  # warm-up
-    return step
+    return best_ms(step, repeats)
 
 
-def _layer_step(config: QuantConfig, x: np.ndarray, g: np.ndarray) -> Callable[[], None]:
+def _layer_step_ms(config: QuantConfig, x: np.ndarray, g: np.ndarray, repeats: int) -> float:
     layer = quantize(Conv2d(64, 64, 3, padding=1, rng=np.random.default_rng(0)), config)
     xt = Tensor(x, requires_grad=True)
 
@@ -80,7 +68,7 @@ def _layer_step(config: QuantConfig, x: np.ndarray, g: np.ndarray) -> Callable[[
         xt.grad = None
         layer(xt).backward(g)
 
-    return step
+    return best_ms(step, repeats)
 
 
 def _draws_vs_steps_ms(batch: tuple[np.ndarray, np.ndarray], k: int, repeats: int) -> tuple[float, float]:
@@ -97,8 +85,7 @@ def _draws_vs_steps_ms(batch: tuple[np.ndarray, np.ndarray], k: int, repeats: in
             loss.backward()
             opt.step()
 
-    best = interleaved_best_ms({"draws": draws, "steps": steps}, repeats)
-    return best["draws"], best["steps"]
+    return best_ms(draws, repeats), best_ms(steps, repeats)
 
 
 def training_benchmark(repeats: int = 3, layer: bool = True, k: int = 32) -> dict[str, Any]:
@@ -108,14 +95,15 @@ def training_benchmark(repeats: int = 3, layer: bool = True, k: int = 32) -> dic
     batch = (x[:128], y[:128])
     figures: dict[str, Any] = {"blas": blas, "k": k}
     with limit:
-        cnn = {name: _cnn_step(cfg, batch) for name, cfg in MODES.items()}
-        figures["digits_cnn_ms"] = interleaved_best_ms(cnn, 5 * repeats)
+        cnn = {name: _cnn_step_ms(cfg, batch, 5 * repeats) for name, cfg in MODES.items()}
+        figures["digits_cnn_ms"] = cnn
         if layer:
             rng = np.random.default_rng(0)
             xl = rng.standard_normal((128, 64, 56, 56), dtype=np.float32)
             gl = rng.standard_normal((128, 64, 56, 56), dtype=np.float32)
-            steps = {name: _layer_step(cfg, xl, gl) for name, cfg in MODES.items()}
-            figures["conv_layer_ms"] = interleaved_best_ms(steps, repeats)
+            figures["conv_layer_ms"] = {
+                name: _layer_step_ms(cfg, xl, gl, repeats) for name, cfg in MODES.items()
+            }
         d, s = _draws_vs_steps_ms(batch, k, repeats)
         figures["draws_ms"], figures["steps_ms"] = d, s
     return figures
