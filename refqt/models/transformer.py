@@ -49,6 +49,9 @@ def _host(ids: Any) -> np.ndarray:
 class Seq2SeqTransformer(Module):
     """Encoder-decoder transformer over token ids, PAD = 0.
 
+    Embeddings start ``N(0, 1)``, the scale of the sinusoidal positions they
+    are added to (what Vaswani's ``√d · N(0, 1/d)`` gives).
+
     Parameters
     ----------
     src_vocab, tgt_vocab : int
@@ -61,9 +64,6 @@ class Seq2SeqTransformer(Module):
         Dropout inside the blocks (needs ``dropout_rng`` when > 0).
     rng : numpy.random.Generator
         Initial weights.
-
-    Embeddings start ``N(0, 1)``, the scale of the sinusoidal positions they
-    are added to (what Vaswani's ``√d · N(0, 1/d)`` gives).
     """
 
     def __init__(

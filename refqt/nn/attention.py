@@ -34,6 +34,8 @@ def _raw(mask: Any) -> Any:
 class MultiHeadAttention(Module):
     """Multi-head attention, batch first.
 
+    There is no dropout on the attention weights.
+
     Parameters
     ----------
     embed_dim : int
@@ -46,8 +48,6 @@ class MultiHeadAttention(Module):
         Source of the initial weights (the projections' default init).
     dtype : dtype or str
         float32 by default.
-
-    There is no dropout on the attention weights.
     """
 
     def __init__(
