@@ -101,7 +101,16 @@ def test_grouping_equals_loop_on_log_normal_rows(n, spread, seed, rounded):
 
 @pytest.mark.parametrize(
     "spans",
-    [[3.0], [0.0], [1.0, 2.0], [5.0, 5.0], [0.0, 0.0, 0.0], [1.0] * 7, [1e6] + [1.0] * 50, [1e-3] * 9 + [1e4]],
+    [
+        [3.0],
+        [0.0],
+        [1.0, 2.0],
+        [5.0, 5.0],
+        [0.0, 0.0, 0.0],
+        [1.0] * 7,
+        [1e6] + [1.0] * 50,
+        [1e-3] * 9 + [1e4],
+    ],
 )
 def test_grouping_equals_loop_edge_cases(spans):
     assert_same_grouping(np.array(spans))
