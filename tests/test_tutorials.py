@@ -20,7 +20,7 @@ IMAGE = re.compile(r"!\[[^\]]*\]\(([^)\s]+\.png)\)")
 
 
 def test_there_are_tutorials():
-    assert len(TUTORIALS) >= 9
+    assert len(TUTORIALS) >= 10
 
 
 @pytest.mark.slow
