@@ -156,18 +156,41 @@ def _column_norms_large_group(g: int, inv_s2: np.ndarray) -> np.ndarray:
     return out
 
 
+def small_row_count(srt: np.ndarray) -> int:
+    """``Z`` for ranges ``srt`` sorted descending (THEORY.md §3, step 2), all candidates at once.
+
+    The rule is a loop: ``Z += 1``, ``total −= λ_(N−Z)``, stop when
+    ``Z·λ_(N−Z−1)/total > 1`` or at ``Z = N − 1``. Here every ``total_Z`` comes
+    from one ``subtract.accumulate`` (sequential, so the same subtractions in
+    the same order as the loop: the same float64 numbers), every ratio is
+    formed with the same operations, and ``Z`` is the first that passes.
+    tests/test_quant_grouping.py checks this against the loop.
+    """
+    n = srt.size
+    if n < 2:
+        return 0
+    totals = np.subtract.accumulate(np.concatenate([[float(srt.sum())], srt[:0:-1]]))[1:]
+    z = np.arange(1, n)
+    passed = np.flatnonzero(z * srt[n - 2 :: -1] / totals > 1.0)
+    return int(passed[0]) + 1 if passed.size else n - 1
+
+
 def block_householder(ranges: np.ndarray) -> BlockHouseholder:
     """Build ``T`` from the row ranges, exactly as THEORY.md §3 (authors' ``get_transform``).
 
     1. ``λ_i = R_i + 1e-8``, rows sorted by ``λ`` descending (stable).
     2. ``Z`` small rows: ``Z += 1``, ``total −= λ_(N−Z)`` until
        ``Z·λ_(N−Z−1)/total > 1``; also stops at ``Z = N − 1`` (one large row),
-       which is where the authors' loop reads out of bounds for N ≤ 2.
+       which is where the authors' loop reads out of bounds for N ≤ 2
+       (:func:`small_row_count`).
     3. ``c_i = round(Σ_{k≤i} Z·λ_(k)/total)``; large row i takes the next
        ``n_i = c_i − c_{i−1} ≥ 1`` small rows in sorted order.
     4. ``w₁ = λ₁/√G``, ``w₂ = λ₂·h_G``, ``s₁ = w₁^(−1/3)``, ``s₂ = (w₂/(G − 1))^(−1/3)``.
 
-    Defined for every N ≥ 1: N = 1 is one group of size 1 (``T = I``).
+    Defined for every N ≥ 1: N = 1 is one group of size 1 (``T = I``). All
+    groups are found with array operations (no loop over rows or groups);
+    the powers are taken one by one in Python floats, like the loop it
+    replaces, so the scales are the same to the last bit.
 
     Parameters
     ----------
@@ -178,12 +201,7 @@ def block_householder(ranges: np.ndarray) -> BlockHouseholder:
     n = lam.size
     order = np.argsort(-lam, kind="stable")
     srt = lam[order]
-    z, total = 0, float(srt.sum())
-    while z < n - 1:
-        z += 1
-        total -= srt[n - z]
-        if z * srt[n - z - 1] / total > 1.0:
-            break
+    z = small_row_count(srt)
     k = n - z
     if z == 0:
         return BlockHouseholder((order.copy(),), np.ones(n), lam, 1)
@@ -193,20 +211,29 @@ def block_householder(ranges: np.ndarray) -> BlockHouseholder:
     counts = np.diff(cuts, prepend=0)
     if np.any(counts < 1):
         raise RuntimeError(f"BHQ grouping gave a large row no partner: counts {counts.tolist()}")
+    # group i, in sorted positions: large row i, then small rows k + cuts[i−1] … k + cuts[i] − 1
+    sizes = counts + 1
+    ends = np.cumsum(sizes)
+    starts = ends - sizes
+    group_of = np.repeat(np.arange(k), sizes)
+    sorted_pos = k + np.arange(n) - group_of - 1
+    sorted_pos[starts] = np.arange(k)
+    grouped = order[sorted_pos]
+    # step 4, per group, the same float64 operations as householder_max_entry
+    g = sizes.astype(np.float64)
+    root = np.sqrt(g)
+    off = 1.0 / (g - root)
+    h = np.maximum(np.maximum(1.0 / root, np.abs(1.0 - off)), off)
+    w1 = srt[:k] / root
+    w2 = srt[k + cuts - counts] * h / (g - 1)
+    third = -1.0 / 3.0
+    s1 = np.array([w**third for w in w1.tolist()])
+    s2 = np.array([w**third for w in w2.tolist()])
     scales = np.empty(n)
-    groups = []
-    start = k
-    for i in range(k):
-        g = 1 + int(counts[i])
-        idx = np.concatenate([order[i : i + 1], order[start : start + g - 1]])
-        lam1, lam2 = srt[i], srt[start]
-        w1 = lam1 / math.sqrt(g)
-        w2 = lam2 * householder_max_entry(g)
-        scales[idx[0]] = w1 ** (-1.0 / 3.0)
-        scales[idx[1:]] = (w2 / (g - 1)) ** (-1.0 / 3.0)
-        groups.append(idx)
-        start += g - 1
-    return BlockHouseholder(tuple(groups), scales, lam, k)
+    scales[grouped] = np.repeat(s2, sizes)
+    scales[order[:k]] = s1
+    groups = tuple(grouped[a:b] for a, b in zip(starts.tolist(), ends.tolist(), strict=True))
+    return BlockHouseholder(groups, scales, lam, k)
 
 
 def apply_transform(t: BlockHouseholder, x: Any, inverse: bool = False) -> Any:
