@@ -59,3 +59,43 @@ def test_cells_split_on_percent_markers():
     hook = load_hook()
     source = "# %% [markdown]\n# # Title\n#\n# Some *text*.\n\n# %%\nx = 1\nprint(x)\n\n# %%\n\n"
     assert hook.split_cells(source) == [("markdown", "# Title\n\nSome *text*."), ("code", "x = 1\nprint(x)")]
+
+
+def _subcommand_options() -> dict[str, set[str]]:
+    """``{command: {"--flag", ...}}`` of the real ``refqt`` parser, hidden options (tests only) left out."""
+    import argparse
+
+    from refqt.cli import build_parser
+
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if a.choices and "train" in a.choices)
+    return {
+        name: {
+            flag
+            for action in sub._actions
+            if action.help != argparse.SUPPRESS
+            for flag in action.option_strings
+            if flag.startswith("--")
+        }
+        for name, sub in subparsers.choices.items()
+    }
+
+
+def test_command_line_pages_document_real_options():
+    """Every ``--flag`` a command's page names exists, and every option the parser shows is on the page."""
+    options = _subcommand_options()
+    for command in ("demo", "train", "variance", "reproduce", "bench"):
+        page = (ROOT / "docs/cli" / f"{command}.md").read_text(encoding="utf-8")
+        named = set(re.findall(r"`(--[a-z][a-z-]*)", page))
+        unknown = named - options[command]
+        assert not unknown, f"docs/cli/{command}.md names options refqt {command} lacks: {sorted(unknown)}"
+        missing = options[command] - {"--help"} - set(re.findall(r"(--[a-z][a-z-]*)", page))
+        assert not missing, f"docs/cli/{command}.md does not mention: {sorted(missing)}"
+
+
+def test_every_tutorial_is_in_the_nav_and_the_index():
+    nav = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    index = (ROOT / "docs/tutorials/index.md").read_text(encoding="utf-8")
+    for path in sorted((ROOT / "tutorials").glob("[0-9]*.py")):
+        assert f"tutorials/{path.stem}.md" in nav, path.name
+        assert f"({path.stem}.md)" in index, path.name
