@@ -10,6 +10,8 @@ several column blocks per Householder group).
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from refqt.quant import BHQ, PSQ, PTQ, PerSampleShift, fast, householder, quantize_forward
 from refqt.quant.forward import quantize_forward_reference
@@ -88,3 +90,29 @@ def test_row_ranges_fast(small_chunks):
     mins, maxs = fast.row_ranges(x)
     np.testing.assert_array_equal(mins, x.min(axis=1))
     np.testing.assert_array_equal(maxs, x.max(axis=1))
+
+
+@given(
+    st.integers(1, 300),
+    st.integers(1, 40),
+    st.floats(0.0, 4.0),
+    st.sampled_from([1.0, 1e2, 1e5]),
+    st.sampled_from([4, 64, 1 << 17]),
+    st.integers(0, 2**32 - 1),
+)
+def test_bhq_fast_transform_equals_reference_on_drawn_groupings(n, d, spread, dominant, block, seed):
+    """Many shapes of groups (few large, many small, runs of equal sizes), blocks of any width."""
+    r = np.random.default_rng(seed)
+    x = (r.standard_normal((n, d)) * np.exp(spread * r.standard_normal((n, 1)))).astype(np.float32)
+    x[0] *= dominant
+    x[r.random((n, d)) < 0.1] = 0
+    t = BHQ(4).transform(x)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(householder, "BLOCK_ELEMENTS", block)
+        for inverse in (False, True):
+            got = np.full_like(x, np.nan)
+            householder.apply_transform_fast(t, x, got, inverse=inverse)
+            np.testing.assert_array_equal(got, householder.apply_transform(t, x, inverse=inverse))
+        np.testing.assert_array_equal(
+            BHQ(4)(x, np.random.default_rng(1)), BHQ(4).reference(x, np.random.default_rng(1))
+        )

@@ -111,36 +111,71 @@ class BlockHouseholder:
         return out
 
     # -- coefficients in the working dtype --------------------------------------
+    def _layout(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(order, sizes, starts)``: rows in grouped order, (K,) group sizes and offsets (cached).
+
+        :func:`block_householder` leaves these in the cache as it finds them.
+        """
+        if "layout" not in self._cache:
+            sizes = np.array([idx.size for idx in self.groups])
+            self._cache["layout"] = (np.concatenate(self.groups), sizes, np.cumsum(sizes) - sizes)
+        return self._cache["layout"]
+
+    def grouped_coefficients(self, work: Any) -> dict[str, np.ndarray]:
+        """Every group's numbers at once, host arrays of dtype ``work`` (cached).
+
+        Rows in *grouped order* (group after group, as in ``groups``):
+        ``order`` (N,) their original indices, ``n`` (N,) the Householder vector
+        (``1/√G − 1`` on a group's first row, ``1/√G`` on the others), ``s`` and
+        ``inv_s`` (N,) pre-scales and their inverses; per group: ``sizes`` and
+        ``starts`` (K,) ints, ``root`` = ``√G`` and ``inv_root_m1`` =
+        ``1/(√G − 1)`` (0 for G = 1) (K,).
+        """
+        key = ("grouped", np.dtype(work).name)
+        if key not in self._cache:
+            dt = np.dtype(work)
+            order, sizes, starts = self._layout()
+            root = np.sqrt(sizes.astype(np.float64))
+            inv_root_m1 = np.zeros(sizes.size)
+            np.divide(1.0, root - 1.0, out=inv_root_m1, where=sizes > 1)
+            n = np.repeat(1.0 / root, sizes)
+            n[starts] -= 1.0
+            s = self.scales[order]
+            self._cache[key] = {
+                "order": order,
+                "sizes": sizes,
+                "starts": starts,
+                "root": root.astype(dt),
+                "inv_root_m1": inv_root_m1.astype(dt),
+                "n": n.astype(dt),
+                "s": s.astype(dt),
+                "inv_s": (1.0 / s).astype(dt),
+            }
+        return self._cache[key]
+
     def coefficients(
         self, work: Any
     ) -> list[tuple[np.ndarray, Any, Any, np.ndarray, np.ndarray, np.ndarray]]:
-        """Per group ``(idx, √G, 1/(√G − 1), n, s, 1/s)`` as host arrays of dtype ``work``.
+        """Per group ``(idx, √G, 1/(√G − 1), n, s, 1/s)``, dtype ``work``: pieces of the grouped arrays.
 
         Both the reference and the fast path use exactly these numbers, so they
         do the same float operations.
         """
-        key = np.dtype(work).name
-        if key not in self._cache:
-            dt = np.dtype(work)
-            coeffs = []
-            for idx in self.groups:
-                g = idx.size
-                r = math.sqrt(g)
-                n = np.full(g, 1.0 / r)
-                n[0] -= 1.0
-                s = self.scales[idx]
-                coeffs.append(
-                    (
-                        idx,
-                        dt.type(r),
-                        dt.type(1.0 / (r - 1.0)) if g > 1 else dt.type(0.0),
-                        n.astype(dt),
-                        s.astype(dt),
-                        (1.0 / s).astype(dt),
-                    )
+        c = self.grouped_coefficients(work)
+        out = []
+        for i, (a, g) in enumerate(zip(c["starts"].tolist(), c["sizes"].tolist(), strict=True)):
+            rows = slice(a, a + g)
+            out.append(
+                (
+                    self.groups[i],
+                    c["root"][i],
+                    c["inv_root_m1"][i],
+                    c["n"][rows],
+                    c["s"][rows],
+                    c["inv_s"][rows],
                 )
-            self._cache[key] = coeffs
-        return self._cache[key]
+            )
+        return out
 
 
 def _column_norms_large_group(g: int, inv_s2: np.ndarray) -> np.ndarray:
@@ -233,7 +268,9 @@ def block_householder(ranges: np.ndarray) -> BlockHouseholder:
     scales[grouped] = np.repeat(s2, sizes)
     scales[order[:k]] = s1
     groups = tuple(grouped[a:b] for a, b in zip(starts.tolist(), ends.tolist(), strict=True))
-    return BlockHouseholder(groups, scales, lam, k)
+    t = BlockHouseholder(groups, scales, lam, k)
+    t._cache["layout"] = (grouped, sizes, starts)
+    return t
 
 
 def apply_transform(t: BlockHouseholder, x: Any, inverse: bool = False) -> Any:
@@ -269,11 +306,13 @@ def apply_transform(t: BlockHouseholder, x: Any, inverse: bool = False) -> Any:
 def apply_transform_fast(
     t: BlockHouseholder, x2: np.ndarray, out2: np.ndarray, inverse: bool = False
 ) -> None:
-    """NumPy ``out2 = T x2`` (or ``T⁻¹ x2``), group by group over column blocks; ``out2`` may be ``x2``.
+    """NumPy ``out2 = T x2`` (or ``T⁻¹ x2``), as :func:`apply_transform` computes it; ``out2`` may be ``x2``.
 
-    The same float operations as :func:`apply_transform`, three passes per
-    element: (scale,) sum the group, subtract ``n_r·β`` (``n_r·β`` is one
-    vector for all small rows), (scale). ``β`` is formed from all of a
+    A matrix of up to ``BLOCK_ELEMENTS`` elements (many short rows, e.g. one
+    row per token) goes through :func:`_apply_all_groups`, all groups at
+    once; a bigger one group by group over blocks of columns, three passes
+    per element: (scale,) sum the group, subtract ``n_r·β`` (``n_r·β`` is
+    one vector for all small rows), (scale). ``β`` is formed from all of a
     group's rows before any of them is written, so in place is safe.
     """
     work = out2.dtype
@@ -314,48 +353,102 @@ def apply_transform_fast(
                     np.multiply(src[r], inv_s[r], out=rows[r])
 
 
-def _grouped_rows(t: BlockHouseholder, work: Any) -> dict[str, Any]:
-    """Per-row coefficients in grouped order, for :func:`_apply_all_groups` (cached on ``t``)."""
-    key = ("rows", np.dtype(work).name)
+def _apply_all_groups(t: BlockHouseholder, x2: np.ndarray, out2: np.ndarray, inverse: bool) -> None:
+    """:func:`apply_transform_fast` for a small matrix: all groups at once, a few dozen calls in all.
+
+    The same float operations as :func:`apply_transform`, on every group
+    together. The rows are gathered *position-major* (:func:`_by_position`:
+    every group's first row, then every group's second row, ...), so each
+    group's sum ``a_0 + a_1 + …`` is built in the reference's order: one add
+    of two contiguous slices per row position, or, over a run of positions
+    where the same ``m`` groups go on, one ``add.accumulate`` (sequential by
+    definition) on a (run + 1, m, D) stack of the sums so far and those
+    rows. ``β`` and ``n·β`` are then formed per group and subtracted from
+    all rows with two calls. A group of one row gets ``β = (a − 1·a)·0 = 0``
+    and ``n = 0``, so it is left as it is, like the reference. All rows are
+    gathered before anything is written, so ``out2`` may be ``x2``.
+    """
+    work = out2.dtype
+    c = _by_position(t, work)
+    perm, k = c["perm"], t.n_large
+    a = x2[perm].astype(work, copy=False)
+    if not inverse:
+        np.multiply(a, c["s"], out=a)
+    total = a[:k].copy()
+    for start, m, run in c["runs"]:
+        if run == 1:
+            np.add(total[:m], a[start : start + m], out=total[:m])
+        else:
+            stack = np.concatenate([total[None, :m], a[start : start + run * m].reshape(run, m, -1)])
+            total[:m] = np.add.accumulate(stack, axis=0)[-1]
+    beta = np.multiply(np.subtract(total, np.multiply(c["root"], a[:k])), c["inv_root_m1"])
+    np.subtract(a[:k], np.multiply(c["n_first"], beta), out=a[:k])
+    np.subtract(a[k:], np.multiply(c["n_rest"], beta)[c["group"][k:]], out=a[k:])
+    if inverse:
+        np.multiply(a, c["inv_s"], out=a)
+    out2[perm] = a
+
+
+RUN_STACK = 4
+"""Shortest run of row positions summed with one ``add.accumulate`` (shorter: one add per position)."""
+
+
+def _by_position(t: BlockHouseholder, work: Any) -> dict[str, Any]:
+    """The rows of ``T``'s groups laid out position-major, for :func:`apply_transform_fast` (cached on ``t``).
+
+    Groups are ranked largest first; slot ``q`` of position ``r`` holds row
+    ``r`` of the ``q``-th group, and position ``r`` lists only the ``m_r``
+    groups with more than ``r`` rows (a prefix of the ranking), so positions
+    are contiguous slices, the first ``K`` slots being the groups' first rows.
+    ``perm`` (N,): original row in each slot; ``group`` (N,): rank of its
+    group; ``s``, ``inv_s`` (N, 1), per rank ``root``, ``inv_root_m1``,
+    ``n_first`` (``1/√G − 1``), ``n_rest`` (``1/√G``) (K, 1), all as in
+    :meth:`BlockHouseholder.grouped_coefficients`; ``runs``: ``(start, m,
+    run)`` for the positions r ≥ 1, ``run`` of them in a row with the same
+    ``m`` (split into single positions when shorter than ``RUN_STACK``).
+    """
+    key = ("by_position", np.dtype(work).name)
     if key not in t._cache:
-        coeffs = t.coefficients(work)
-        sizes = np.array([c[0].size for c in coeffs])
-        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-        by_position = []  # r ≥ 1: (groups with a row r, grouped index of that row)
-        for r in range(1, int(sizes.max())):
-            has = np.flatnonzero(sizes > r)
-            by_position.append((has, starts[has] + r))
-        t._cache[key] = {
-            "order": np.concatenate([c[0] for c in coeffs]),
-            "first": starts,
-            "group": np.repeat(np.arange(sizes.size), sizes),
-            "root": np.array([c[1] for c in coeffs], dtype=work)[:, None],
-            "inv_root_m1": np.array([c[2] for c in coeffs], dtype=work)[:, None],
-            "n": np.concatenate([c[3] for c in coeffs])[:, None],
-            "s": np.concatenate([c[4] for c in coeffs])[:, None],
-            "inv_s": np.concatenate([c[5] for c in coeffs])[:, None],
-            "by_position": by_position,
-        }
+        c = t.grouped_coefficients(work)
+        _, sizes, starts = t._layout()
+        k = sizes.size
+        ranked = np.argsort(-sizes, kind="stable")
+        rank = np.empty(k, dtype=np.int64)
+        rank[ranked] = np.arange(k)
+        m = k - np.cumsum(np.bincount(sizes))[: sizes.max()]  # m_r = #groups with > r rows
+        offsets = np.cumsum(m) - m
+        group = np.repeat(rank, sizes)  # each row's rank, rows in grouped order
+        slot = offsets[np.arange(group.size) - np.repeat(starts, sizes)] + group
+        by_slot: dict[str, Any] = {}
+        for name, column in (("perm", c["order"]), ("group", group), ("s", c["s"]), ("inv_s", c["inv_s"])):
+            by_slot[name] = np.empty_like(column)
+            by_slot[name][slot] = column
+        for name in ("s", "inv_s"):
+            by_slot[name] = by_slot[name][:, None]
+        n = c["n"]
+        for name, per_group in (
+            ("root", c["root"]),
+            ("inv_root_m1", c["inv_root_m1"]),
+            ("n_first", n[starts]),
+            ("n_rest", n[np.minimum(starts + 1, n.size - 1)]),  # unused for a group of one
+        ):
+            by_slot[name] = per_group[ranked][:, None]
+        by_slot["runs"] = _position_runs(offsets[1:].tolist(), m[1:].tolist())
+        t._cache[key] = by_slot
     return t._cache[key]
 
 
-def _apply_all_groups(t: BlockHouseholder, x2: np.ndarray, out2: np.ndarray, inverse: bool) -> None:
-    """:func:`apply_transform_fast` for a small matrix: every group at once, a few calls in all.
-
-    Rows are gathered in grouped order, each group's sum is built row by row
-    in the reference's order (one vectorised add per row position), and the
-    rank-1 updates run on all groups together. A group of one row gets
-    ``β = 0·(a − 1·a) = 0`` and so is left as it is, like the reference.
-    """
-    c = _grouped_rows(t, out2.dtype)
-    a = x2[c["order"]].astype(out2.dtype, copy=False)
-    if not inverse:
-        np.multiply(a, c["s"], out=a)
-    total = a[c["first"]]
-    for groups, rows in c["by_position"]:
-        total[groups] = total[groups] + a[rows]
-    beta = (total - c["root"] * a[c["first"]]) * c["inv_root_m1"]
-    np.subtract(a, c["n"] * beta[c["group"]], out=a)
-    if inverse:
-        np.multiply(a, c["inv_s"], out=a)
-    out2[c["order"]] = a
+def _position_runs(offsets: list[int], counts: list[int]) -> list[tuple[int, int, int]]:
+    """``(start, m, run)``: positions with one count ``m`` in a row, merged when ``RUN_STACK`` or more."""
+    runs: list[tuple[int, int, int]] = []
+    i = 0
+    while i < len(counts):
+        j = i
+        while j < len(counts) and counts[j] == counts[i]:
+            j += 1
+        if j - i >= RUN_STACK:
+            runs.append((offsets[i], counts[i], j - i))
+        else:
+            runs.extend((offsets[r], counts[r], 1) for r in range(i, j))
+        i = j
+    return runs
