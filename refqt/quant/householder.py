@@ -135,11 +135,9 @@ class BlockHouseholder:
         if key not in self._cache:
             dt = np.dtype(work)
             order, sizes, starts = self._layout()
-            root = np.sqrt(sizes.astype(np.float64))
-            inv_root_m1 = np.zeros(sizes.size)
-            np.divide(1.0, root - 1.0, out=inv_root_m1, where=sizes > 1)
-            n = np.repeat(1.0 / root, sizes)
-            n[starts] -= 1.0
+            root, inv_root_m1, n_first, n_rest = _group_numbers(sizes)
+            n = np.repeat(n_rest, sizes)
+            n[starts] = n_first
             s = self.scales[order]
             self._cache[key] = {
                 "order": order,
@@ -176,6 +174,15 @@ class BlockHouseholder:
                 )
             )
         return out
+
+
+def _group_numbers(sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per group of ``G`` rows (float64): ``√G``, ``1/(√G − 1)`` (0 if G = 1), ``1/√G − 1``, ``1/√G``."""
+    root = np.sqrt(sizes.astype(np.float64))
+    inv_root_m1 = np.zeros(sizes.size)
+    np.divide(1.0, root - 1.0, out=inv_root_m1, where=sizes > 1)
+    n_rest = 1.0 / root
+    return root, inv_root_m1, n_rest - 1.0, n_rest
 
 
 def _column_norms_large_group(g: int, inv_s2: np.ndarray) -> np.ndarray:
@@ -394,7 +401,7 @@ RUN_STACK = 4
 
 
 def _by_position(t: BlockHouseholder, work: Any) -> dict[str, Any]:
-    """The rows of ``T``'s groups laid out position-major, for :func:`apply_transform_fast` (cached on ``t``).
+    """The rows of ``T``'s groups laid out position-major, for :func:`_apply_all_groups` (cached on ``t``).
 
     Groups are ranked largest first; slot ``q`` of position ``r`` holds row
     ``r`` of the ``q``-th group, and position ``r`` lists only the ``m_r``
@@ -402,53 +409,39 @@ def _by_position(t: BlockHouseholder, work: Any) -> dict[str, Any]:
     are contiguous slices, the first ``K`` slots being the groups' first rows.
     ``perm`` (N,): original row in each slot; ``group`` (N,): rank of its
     group; ``s``, ``inv_s`` (N, 1), per rank ``root``, ``inv_root_m1``,
-    ``n_first`` (``1/√G − 1``), ``n_rest`` (``1/√G``) (K, 1), all as in
-    :meth:`BlockHouseholder.grouped_coefficients`; ``runs``: ``(start, m,
-    run)`` for the positions r ≥ 1, ``run`` of them in a row with the same
-    ``m`` (split into single positions when shorter than ``RUN_STACK``).
+    ``n_first`` (``1/√G − 1``), ``n_rest`` (``1/√G``) (K, 1), all of dtype
+    ``work`` and the same numbers as :meth:`BlockHouseholder.grouped_coefficients`;
+    ``runs``: ``(start, m, run)`` for the positions r ≥ 1, ``run`` of them in
+    a row with the same ``m`` (single positions where fewer than ``RUN_STACK``).
     """
     key = ("by_position", np.dtype(work).name)
     if key not in t._cache:
-        c = t.grouped_coefficients(work)
-        _, sizes, starts = t._layout()
-        k = sizes.size
+        dt = np.dtype(work)
+        grouped, sizes, starts = t._layout()
         ranked = np.argsort(-sizes, kind="stable")
-        rank = np.empty(k, dtype=np.int64)
-        rank[ranked] = np.arange(k)
-        m = k - np.cumsum(np.bincount(sizes))[: sizes.max()]  # m_r = #groups with > r rows
+        m = sizes.size - np.cumsum(np.bincount(sizes))[: sizes.max()]  # m_r = #groups with > r rows
         offsets = np.cumsum(m) - m
-        group = np.repeat(rank, sizes)  # each row's rank, rows in grouped order
-        slot = offsets[np.arange(group.size) - np.repeat(starts, sizes)] + group
-        by_slot: dict[str, Any] = {}
-        for name, column in (("perm", c["order"]), ("group", group), ("s", c["s"]), ("inv_s", c["inv_s"])):
-            by_slot[name] = np.empty_like(column)
-            by_slot[name][slot] = column
-        for name in ("s", "inv_s"):
-            by_slot[name] = by_slot[name][:, None]
-        n = c["n"]
-        for name, per_group in (
-            ("root", c["root"]),
-            ("inv_root_m1", c["inv_root_m1"]),
-            ("n_first", n[starts]),
-            ("n_rest", n[np.minimum(starts + 1, n.size - 1)]),  # unused for a group of one
-        ):
-            by_slot[name] = per_group[ranked][:, None]
-        by_slot["runs"] = _position_runs(offsets[1:].tolist(), m[1:].tolist())
-        t._cache[key] = by_slot
+        rank = np.arange(grouped.size) - np.repeat(offsets, m)  # q of each slot
+        position = np.repeat(np.arange(m.size), m)  # r of each slot
+        perm = grouped[starts[ranked][rank] + position]
+        s = t.scales[perm]
+        c: dict[str, Any] = {"perm": perm, "group": rank, "s": s.astype(dt)[:, None]}
+        c["inv_s"] = (1.0 / s).astype(dt)[:, None]
+        numbers = _group_numbers(sizes[ranked])
+        for name, per_group in zip(("root", "inv_root_m1", "n_first", "n_rest"), numbers, strict=True):
+            c[name] = per_group.astype(dt)[:, None]
+        c["runs"] = _position_runs(offsets[1:], m[1:])
+        t._cache[key] = c
     return t._cache[key]
 
 
-def _position_runs(offsets: list[int], counts: list[int]) -> list[tuple[int, int, int]]:
+def _position_runs(offsets: np.ndarray, counts: np.ndarray) -> list[tuple[int, int, int]]:
     """``(start, m, run)``: positions with one count ``m`` in a row, merged when ``RUN_STACK`` or more."""
-    runs: list[tuple[int, int, int]] = []
-    i = 0
-    while i < len(counts):
-        j = i
-        while j < len(counts) and counts[j] == counts[i]:
-            j += 1
-        if j - i >= RUN_STACK:
-            runs.append((offsets[i], counts[i], j - i))
-        else:
-            runs.extend((offsets[r], counts[r], 1) for r in range(i, j))
-        i = j
-    return runs
+    first = np.flatnonzero(np.diff(counts, prepend=-1))
+    length = np.diff(first, append=counts.size)
+    run = np.repeat(length, length)  # length of each position's run
+    head = np.zeros(counts.size, dtype=bool)
+    head[first] = True
+    kept = np.flatnonzero((run < RUN_STACK) | head)
+    run = np.where(run[kept] < RUN_STACK, 1, run[kept])
+    return list(zip(offsets[kept].tolist(), counts[kept].tolist(), run.tolist(), strict=True))
