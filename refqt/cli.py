@@ -1,4 +1,4 @@
-"""The ``refqt`` command line: ``refqt info``, ``refqt --version``.
+"""The ``refqt`` command line: ``info``, ``demo``, ``train``, ``variance``, ``reproduce``, ``bench``.
 
 Each subcommand is a small module with one function that adds its parser::
 
@@ -8,9 +8,8 @@ Each subcommand is a small module with one function that adds its parser::
         parser.set_defaults(run=run)    # run(args) -> int, the exit status
 
 and :func:`build_parser` calls it, one plain line per subcommand. ``info``
-below is written that way; ``demo`` lives in :mod:`refqt.experiments.demo`.
-Planned subcommands (not there yet): ``train``, ``variance``, ``reproduce``,
-``bench``, each in ``refqt/experiments/``.
+below is written that way; the others live in ``refqt/experiments/``
+(``demo``, ``train_cmd``, ``variance_cmd``, ``reproduce``, ``bench_cmd``).
 """
 
 from __future__ import annotations
