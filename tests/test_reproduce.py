@@ -7,7 +7,7 @@ import pytest
 from refqt.cli import main
 from refqt.experiments import report
 from refqt.experiments.reproduce import PARTS, run_all
-from refqt.experiments.runspec import RunSpec
+from refqt.experiments.runspec import RunSpec, train
 
 pytestmark = pytest.mark.slow
 
@@ -33,6 +33,10 @@ def test_tiny_reproduce_writes_every_part(tmp_path, capsys):
     digits = results["parts"]["digits"]
     labels = {(r["model"], r["label"]) for r in digits["table"]}
     assert {("cnn", "exact"), ("cnn", "QAT"), ("cnn", "PTQ 4"), ("cnn", "BHQ 4"), ("mlp6", "PSQ 2")} <= labels
+    # the stress regime: 2 bits, constant learning rate, its own table
+    assert {("cnn-constant", f"{q} 2") for q in ("PTQ", "PSQ", "BHQ")} <= labels
+    assert "Stress: SmallCNN at 2 bits with a constant lr" in text
+    assert {r["schedule"] for r in digits["runs"] if r["group"] == "cnn-constant"} == {"constant"}
     fqt = [r for r in digits["runs"] if r["mode"] == "fqt"]
     assert all(r["variance_early"]["ratio"] > 0 for r in fqt)  # a ratio beside every FQT accuracy
     assert "done in" in capsys.readouterr().out
@@ -74,3 +78,15 @@ def test_report_says_what_is_pending():
     text = report.render(results)
     assert "*Pending*: no translation module." in text
     assert text.count("*Pending.*") == 4
+
+
+def test_constant_schedule_keeps_the_learning_rate_and_cosine_decays_it():
+
+    common = {"model": "cnn", "mode": "exact", "epochs": 2, "limit": 64, "measure_variance": False}
+    _, cosine = train(RunSpec(**common))
+    _, constant = train(RunSpec(schedule="constant", **common))
+    # Same first epoch (cosine starts at the same lr), different second epoch.
+    assert cosine["history"][0] == constant["history"][0]
+    assert cosine["history"][1] != constant["history"][1]
+    with pytest.raises(ValueError, match="schedule must be"):
+        train(RunSpec(schedule="linear", **common))

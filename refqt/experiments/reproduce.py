@@ -67,6 +67,8 @@ class Suite:
     variance_epochs: int
     variance_bits: tuple[int, ...] = (2, 3, 4, 5, 6, 7, 8)
     draws: int = 8  # quantizer draws per batch in every variance measurement
+    stress_seeds: int = 0  # SmallCNN at 2 bits with a constant learning rate
+    stress_epochs: int = 15
     limit: int | None = None  # training examples (tiny runs only)
 
 
@@ -82,6 +84,8 @@ FULL = Suite(
     transformer_seeds=3,
     overhead_batch=LAYER[0],
     variance_epochs=3,
+    stress_seeds=5,
+    stress_epochs=15,
 )
 QUICK = Suite(
     name="quick",
@@ -95,6 +99,8 @@ QUICK = Suite(
     transformer_seeds=1,
     overhead_batch=8,
     variance_epochs=2,
+    stress_seeds=2,
+    stress_epochs=6,
 )
 TINY = Suite(
     name="tiny",
@@ -111,6 +117,8 @@ TINY = Suite(
     variance_bits=(2, 8),
     draws=2,
     limit=96,
+    stress_seeds=1,
+    stress_epochs=1,
 )
 
 
@@ -193,14 +201,24 @@ def digits_specs(suite: Suite, seeds: int) -> list[RunSpec]:
     for seed in range(max(seeds, suite.mlp_seeds)):
         specs += [RunSpec(mode=m, seed=seed, **mlp) for m in ("exact", "qat")]
         specs += [RunSpec(mode="fqt", quantizer=q, bits=2, seed=seed, **mlp) for q in QUANTIZERS]
+    stress = {"epochs": suite.stress_epochs, "limit": suite.limit, "variance_draws": suite.draws}
+    for seed in range(suite.stress_seeds):
+        specs += [
+            RunSpec(model="cnn", mode="fqt", quantizer=q, bits=2, seed=seed, schedule="constant", **stress)
+            for q in QUANTIZERS
+        ]
     return specs
 
 
 def summarize_digits(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per (model, label): accuracy mean / std over seeds, successes, median variance ratios."""
+    """One row per (group, label): accuracy mean / std over seeds, successes, median variance ratios.
+
+    A row's ``model`` is the run's group: the model name, suffixed with the
+    schedule when it is not cosine (``"cnn-constant"``).
+    """
     rows: dict[tuple[str, str], list[dict]] = {}
     for r in runs:
-        rows.setdefault((r["model"], r["label"]), []).append(r)
+        rows.setdefault((r["group"], r["label"]), []).append(r)
     table = []
     for (model, label), rs in rows.items():
         acc = np.array([r["test_accuracy"] for r in rs])
@@ -259,6 +277,8 @@ def part_digits(
             "schedule": "cosine",
             "seeds": seeds,
             "mlp_seeds": max(seeds, suite.mlp_seeds),
+            "stress_seeds": suite.stress_seeds,
+            "stress_epochs": suite.stress_epochs,
         },
     }
 

@@ -37,7 +37,7 @@ from refqt.fqt import QuantConfig, load_quantizer_state, quantize, quantizer_sta
 from refqt.models import MLP, SmallCNN
 from refqt.nn import Module
 from refqt.optim import SGD
-from refqt.optim.schedules import CosineSchedule
+from refqt.optim.schedules import ConstantSchedule, CosineSchedule
 from refqt.stats import quantization_variance, sampling_variance
 
 MODELS = ("cnn", "mlp6")
@@ -61,6 +61,8 @@ class RunSpec:
     ``mode`` is ``"exact"``, ``"qat"`` or ``"fqt"``; ``quantizer`` and
     ``bits`` describe the FQT gradient quantizer (ignored otherwise).
     ``limit`` keeps only the first ``limit`` training examples (tiny runs for tests).
+    ``schedule`` is ``"cosine"`` (the paper's recipe) or ``"constant"`` (the
+    learning rate never decays: the stress setting where low-bit FQT fails).
     """
 
     model: str = "cnn"
@@ -76,6 +78,12 @@ class RunSpec:
     variance_batches: int = 8
     variance_draws: int = 8
     limit: int | None = None
+    schedule: str = "cosine"
+
+    @property
+    def group(self) -> str:
+        """Which table of the report the run belongs to: the model, plus the schedule if not cosine."""
+        return self.model if self.schedule == "cosine" else f"{self.model}-{self.schedule}"
 
     @property
     def label(self) -> str:
@@ -140,11 +148,19 @@ def train(spec: RunSpec) -> tuple[Module, dict[str, Any]]:
     model = quantize(build_model(spec.model, spec.seed), spec.config())
     optimizer = SGD(model.parameters(), lr=spec.lr, momentum=spec.momentum)
     steps = spec.epochs * -(-len(y_train) // spec.batch_size)
-    schedule = CosineSchedule(spec.lr, steps)
+    if spec.schedule not in ("cosine", "constant"):
+        raise ValueError(f"RunSpec: schedule must be 'cosine' or 'constant', got {spec.schedule!r}")
+    schedule = CosineSchedule(spec.lr, steps) if spec.schedule == "cosine" else ConstantSchedule(spec.lr)
     shuffle = np.random.default_rng([spec.seed, 2])
     probe = np.random.default_rng([spec.seed, 3]).permutation(len(y_train))
     measure = spec.measure_variance and spec.mode == "fqt"
-    result: dict[str, Any] = {**asdict(spec), "label": spec.label, "history": [], "diverged": False}
+    result: dict[str, Any] = {
+        **asdict(spec),
+        "label": spec.label,
+        "group": spec.group,
+        "history": [],
+        "diverged": False,
+    }
     step = 0
     # A diverging run overflows; that is a result here, not a warning.
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
