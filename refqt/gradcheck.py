@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from refqt.backend import backend_of
+from refqt.nn.module import Parameter
 from refqt.tensor import Tensor
 
 
@@ -103,3 +104,27 @@ def adjoint_test(
     if abs(lhs - rhs) > rtol * scale:
         raise AssertionError(f"adjoint test failed: <u, J v> = {lhs!r} but <J^T u, v> = {rhs!r}")
     return lhs, rhs
+
+
+def module_as_function(module: Any, n_inputs: int, **kwargs: Any) -> tuple[Callable[..., Tensor], list[Any]]:
+    """``(fn, param_arrays)`` so a layer's parameter gradients can be checked like input gradients.
+
+    ``fn(*inputs, *params)`` calls ``module(*inputs, **kwargs)`` with its
+    parameters replaced by the given tensors (set with ``object.__setattr__``,
+    bypassing registration, so the module's bookkeeping is untouched), and
+    ``param_arrays`` holds the current parameter values in the same order::
+
+        fn, params = module_as_function(layer, 1)
+        check_vjp(fn, [x, *params], rng)
+    """
+    slots = [
+        (m, k) for _, m in module.named_modules() for k, v in vars(m).items() if isinstance(v, Parameter)
+    ]
+    arrays = [getattr(m, k).data for m, k in slots]
+
+    def fn(*tensors: Tensor) -> Tensor:
+        for (m, k), w in zip(slots, tensors[n_inputs:], strict=True):
+            object.__setattr__(m, k, w)
+        return module(*tensors[:n_inputs], **kwargs)
+
+    return fn, arrays

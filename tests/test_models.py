@@ -3,30 +3,12 @@
 import numpy as np
 import pytest
 
-from refqt.gradcheck import adjoint_test
+from refqt.gradcheck import adjoint_test, module_as_function
 from refqt.models import PreActResNet, Seq2SeqTransformer
 from refqt.models.resnet import PreActBlock
 from refqt.tensor import Tensor
 
 F64 = np.float64
-
-
-def module_as_function(module, n_inputs, **kwargs):
-    """``(fn, param_arrays)``: ``fn(*inputs, *params)`` calls ``module`` with those params.
-
-    Test-only: the tensors gradcheck creates replace the module's parameters
-    through ``object.__setattr__`` (bypassing registration), so gradients
-    with respect to parameters are checked as gradients of ordinary inputs.
-    """
-    slots = [(m, name) for _, m in module.named_modules() for name in m._parameter_names]
-    arrays = [getattr(m, name).data for m, name in slots]
-
-    def fn(*tensors):
-        for (m, name), w in zip(slots, tensors[n_inputs:], strict=True):
-            object.__setattr__(m, name, w)
-        return module(*tensors[:n_inputs], **kwargs)
-
-    return fn, arrays
 
 
 # -- PreActResNet ---------------------------------------------------------------------------------

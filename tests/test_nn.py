@@ -9,7 +9,7 @@ from refqt import nn, ops
 from refqt.autodiff import no_grad
 from refqt.backend import get_backend
 from refqt.data import iterate_batches, load_digits, train_test_split
-from refqt.gradcheck import adjoint_test, check_vjp
+from refqt.gradcheck import adjoint_test, check_vjp, module_as_function
 from refqt.nn import init
 from refqt.optim import Adam
 from refqt.tensor import Tensor
@@ -18,25 +18,6 @@ F64 = np.float64
 
 
 # -- helpers ----------------------------------------------------------------------
-def module_as_function(module, n_inputs, **kwargs):
-    """``(fn, param_arrays)``: ``fn(*inputs, *params)`` calls ``module`` with those params.
-
-    Test-only: the tensors that gradcheck creates are put in place of the
-    module's parameters with ``object.__setattr__``, bypassing registration,
-    so the checker sees gradients with respect to parameters as ordinary
-    inputs.
-    """
-    slots = [(m, name) for _, m in module.named_modules() for name in m._parameter_names]
-    arrays = [getattr(m, name).data for m, name in slots]
-
-    def fn(*tensors):
-        for (m, name), w in zip(slots, tensors[n_inputs:], strict=True):
-            object.__setattr__(m, name, w)
-        return module(*tensors[:n_inputs], **kwargs)
-
-    return fn, arrays
-
-
 def needs_ops(*names):
     """Skip while another engineer's op has not landed in ``refqt.ops`` yet."""
     missing = [n for n in names if not hasattr(ops, n)]
