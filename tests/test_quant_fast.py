@@ -116,3 +116,11 @@ def test_bhq_fast_transform_equals_reference_on_drawn_groupings(n, d, spread, do
         np.testing.assert_array_equal(
             BHQ(4)(x, np.random.default_rng(1)), BHQ(4).reference(x, np.random.default_rng(1))
         )
+
+
+@pytest.mark.parametrize("shape", [(768, 32), (5, 64), (300, 65), (1, 1)])
+def test_row_ranges_equal_numpy_for_short_and_long_rows(shape):
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    mins, maxs = fast.row_ranges(x)
+    np.testing.assert_array_equal(mins, x.min(axis=1))
+    np.testing.assert_array_equal(maxs, x.max(axis=1))

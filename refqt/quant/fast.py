@@ -45,16 +45,29 @@ def row_major_blocks(n_rows: int, n_cols: int, chunk: int) -> Iterator[tuple[int
             yield r0, min(n_rows, r0 + h), 0, n_cols
 
 
+SHORT_ROW = 64
+"""Rows of at most this many entries are reduced through a transposed copy (see row_ranges)."""
+
+
 def row_ranges(x2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-row ``(min, max)`` of an (N, D) array, each block read while it is in cache."""
+    """Per-row ``(min, max)`` of an (N, D) array, each block read while it is in cache.
+
+    Short rows (D ≤ ``SHORT_ROW``, e.g. one row per token) are reduced from a
+    transposed copy of the block: NumPy's reduction along a short last axis
+    is several times slower than along the first axis of a contiguous array
+    (768 × 32: 157 µs vs 29 µs). Min and max are exact, so the result is the same.
+    """
     n, d = x2.shape
     mins = np.empty(n, dtype=x2.dtype)
     maxs = np.empty(n, dtype=x2.dtype)
     h = max(1, (8 * CHUNK) // max(d, 1))
     for r0 in range(0, n, h):
         block = x2[r0 : r0 + h]
-        np.min(block, axis=1, out=mins[r0 : r0 + h])
-        np.max(block, axis=1, out=maxs[r0 : r0 + h])
+        axis = 1
+        if d <= SHORT_ROW:
+            block, axis = np.ascontiguousarray(block.T), 0
+        np.min(block, axis=axis, out=mins[r0 : r0 + h])
+        np.max(block, axis=axis, out=maxs[r0 : r0 + h])
     return mins, maxs
 
 
