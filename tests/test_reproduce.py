@@ -90,3 +90,10 @@ def test_constant_schedule_keeps_the_learning_rate_and_cosine_decays_it():
     assert cosine["history"][1] != constant["history"][1]
     with pytest.raises(ValueError, match="schedule must be"):
         train(RunSpec(schedule="linear", **common))
+
+
+def test_a_diverging_run_is_a_result_not_a_crash():
+    """Huge lr at 2 bits: the gradient overflows (the quantizer refuses it) -- recorded as a failed run."""
+    spec = RunSpec(model="mlp6", quantizer="psq", bits=2, lr=1e4, epochs=2, limit=96, measure_variance=False)
+    _, result = train(spec)
+    assert result["diverged"] and result["failed"]

@@ -224,3 +224,13 @@ def test_a_tiny_translation_run_resumes_bit_for_bit(tmp_path, monkeypatch):
     )
     for key, value in _arrays(tmp_path / "straight").items():
         np.testing.assert_array_equal(value, _arrays(tmp_path / "split")[key], err_msg=key)
+
+
+def test_a_gradient_that_overflows_first_is_a_divergence_too(tmp_path, capsys):
+    """2-bit PSQ at lr 1e4: the quantizer meets an Inf gradient before the loss is NaN."""
+    out = tmp_path / "run"
+    argv = ["train", "--model", "mlp", "--mode", "fqt", "--quantizer", "psq", "--bits", "2"]
+    assert main([*argv, "--lr", "1e4", "--epochs", "2", "--out", str(out), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "training diverged" in err and "NaN or Inf" in err
+    assert (out / "diverged.json").exists() and (out / "checkpoint.npz").exists()

@@ -38,6 +38,7 @@ from refqt.models import MLP, SmallCNN
 from refqt.nn import Module
 from refqt.optim import SGD
 from refqt.optim.schedules import ConstantSchedule, CosineSchedule
+from refqt.quant import NonFiniteInputError
 from refqt.stats import quantization_variance, sampling_variance
 
 MODELS = ("cnn", "mlp6")
@@ -165,7 +166,13 @@ def train(spec: RunSpec) -> tuple[Module, dict[str, Any]]:
     # A diverging run overflows; that is a result here, not a warning.
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
         for epoch in range(spec.epochs):
-            stats = train_epoch(model, optimizer, x_train, y_train, spec.batch_size, shuffle, schedule, step)
+            try:
+                stats = train_epoch(
+                    model, optimizer, x_train, y_train, spec.batch_size, shuffle, schedule, step
+                )
+            except NonFiniteInputError:  # a gradient overflowed before the loss did: diverged
+                result["diverged"] = True
+                break
             step = stats["step"]
             result["history"].append({"loss": stats["loss"], "accuracy": stats["accuracy"]})
             if not math.isfinite(stats["loss"]):

@@ -45,6 +45,7 @@ from refqt.fqt import load_quantizer_state, quantize, quantizer_state
 from refqt.nn import Dropout, Module
 from refqt.optim import SGD, ConstantSchedule, CosineSchedule, Schedule
 from refqt.optim.optimizer import Optimizer
+from refqt.quant import NonFiniteInputError
 from refqt.tensor import Tensor
 
 CONFIG_FILE = "config.json"
@@ -182,7 +183,7 @@ def train_run(
                     model, optimizer, dataset, config, shuffle, schedule, step, backend, label, progress
                 )
             except _Diverged as err:
-                _stop(out, history, epoch, err.batch, err.step, f"training loss is {err.loss}")
+                _stop(out, history, epoch, err.batch, err.step, err.what)
             test = _evaluate(model, dataset, backend)
         step = train["step"]
         if not math.isfinite(test["loss"]):
@@ -225,8 +226,8 @@ def train_run(
 
 
 class _Diverged(Exception):
-    def __init__(self, loss: float, batch: int, step: int):
-        self.loss, self.batch, self.step = loss, batch, step
+    def __init__(self, what: str, batch: int, step: int):
+        self.what, self.batch, self.step = what, batch, step
 
 
 def _train_epoch(
@@ -241,7 +242,7 @@ def _train_epoch(
     label: str,
     progress: bool,
 ) -> dict[str, Any]:
-    """One shuffled pass with SGD; stops at the first non-finite loss (raises ``_Diverged``)."""
+    """One shuffled pass with SGD; stops at the first non-finite loss or gradient (raises ``_Diverged``)."""
     model.train()
     total_loss, correct, seen = 0.0, 0, 0
     batches = -(-len(dataset.y_train) // config.batch_size)
@@ -254,9 +255,12 @@ def _train_epoch(
             loss = _loss(logits, target, dataset)
             value = loss.item()
             if not math.isfinite(value):
-                raise _Diverged(value, batch, step)
+                raise _Diverged(f"training loss is {value}", batch, step)
             optimizer.zero_grad()
-            loss.backward()
+            try:
+                loss.backward()
+            except NonFiniteInputError:  # a gradient overflowed before the loss did
+                raise _Diverged("a layer's output gradient is NaN or Inf", batch, step) from None
             optimizer.step()
             step += 1
             hits, n = _hits(logits, target, dataset)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from refqt.quant.base import Encoded, GradientQuantizer
 from refqt.quant.bhq import BHQ
+from refqt.quant.checks import NonFiniteInputError
 from refqt.quant.forward import forward_grid, quantize_forward, quantize_forward_reference
 from refqt.quant.grid import AffineGrid
 from refqt.quant.householder import BlockHouseholder, block_householder
@@ -62,6 +63,7 @@ __all__ = [
     "FakeQuant",
     "GradientQuantizer",
     "NoiseStream",
+    "NonFiniteInputError",
     "PerSampleShift",
     "block_householder",
     "fake_quant",

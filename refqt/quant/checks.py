@@ -31,15 +31,21 @@ def check_float_array(owner: str, x: Any) -> None:
         )
 
 
+class NonFiniteInputError(ValueError):
+    """A quantizer was given NaN or Inf (in training: the run has diverged)."""
+
+
 def check_finite_ranges(owner: str, mins: Any, maxs: Any, shape: tuple[int, ...]) -> None:
-    """ValueError if a range is not finite: the input held NaN or Inf.
+    """NonFiniteInputError (a ValueError) if a range is not finite: the input held NaN or Inf.
 
     The row minima and maxima carry any NaN / Inf of the input, so this costs
     nothing beyond the range finding every quantizer does anyway.
     """
     xp = namespace(mins)
     if not bool(xp.all(xp.isfinite(mins))) or not bool(xp.all(xp.isfinite(maxs))):
-        raise ValueError(f"{owner}: input of shape {shape} contains NaN or Inf; refusing to quantize it")
+        raise NonFiniteInputError(
+            f"{owner}: input of shape {shape} contains NaN or Inf; refusing to quantize it"
+        )
 
 
 def work_dtype(xp: Any, dtype: Any) -> Any:
