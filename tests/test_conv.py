@@ -33,15 +33,18 @@ conv_cases = st.tuples(
 )
 
 
-@given(conv_cases, st.booleans())
-def test_fast_path_matches_reference_and_definition(case, tiny_chunks):
+@given(conv_cases, st.booleans(), st.booleans())
+def test_fast_path_matches_reference_and_definition(case, tiny_chunks, winograd_always):
     n, c, f, h, wd, k, s, p = case
     assume(k <= h + 2 * p and k <= wd + 2 * p)
     rng = np.random.default_rng(sum(case))
     x, w = rng.standard_normal((n, c, h, wd)), rng.standard_normal((f, c, k, k))
     old, old_band = conv_fast.CPU_CHUNK_BYTES, winograd.CPU_BAND_BYTES
+    old_min = conv_fast.WINOGRAD_MIN_ELEMENTS
     if tiny_chunks:  # one image per chunk, one tile row per Winograd band
         conv_fast.CPU_CHUNK_BYTES = winograd.CPU_BAND_BYTES = 1
+    # these images are small: without this only im2col would run; with it every 3×3 stride-1 case is Winograd
+    conv_fast.WINOGRAD_MIN_ELEMENTS = 0 if winograd_always else old_min
     try:
         out = C.conv2d_forward(x, w, s, p)
         np.testing.assert_allclose(out, direct_conv(x, w, (s, s), (p, p)), rtol=1e-11, atol=1e-11)
@@ -56,6 +59,15 @@ def test_fast_path_matches_reference_and_definition(case, tiny_chunks):
         assert np.isclose(np.sum(gx_ref * x), inner) and np.isclose(np.sum(gw_ref * w), inner)
     finally:
         conv_fast.CPU_CHUNK_BYTES, winograd.CPU_BAND_BYTES = old, old_band
+        conv_fast.WINOGRAD_MIN_ELEMENTS = old_min
+
+
+def test_winograd_only_on_large_images():
+    """The dispatch: 3×3 stride 1 on a (16, 8, 8) digits image is im2col, on (16, 32, 32) Winograd."""
+    assert not conv_fast._use_winograd((16, 16, 3, 3), (1, 1), (128, 16, 8, 8))
+    assert conv_fast._use_winograd((16, 16, 3, 3), (1, 1), (128, 16, 32, 32))
+    assert not conv_fast._use_winograd((16, 16, 3, 3), (2, 2), (128, 16, 32, 32))
+    assert not conv_fast._use_winograd((16, 16, 5, 5), (1, 1), (128, 16, 32, 32))
 
 
 @pytest.mark.parametrize(
