@@ -124,3 +124,12 @@ def test_row_ranges_equal_numpy_for_short_and_long_rows(shape):
     mins, maxs = fast.row_ranges(x)
     np.testing.assert_array_equal(mins, x.min(axis=1))
     np.testing.assert_array_equal(maxs, x.max(axis=1))
+
+
+@pytest.mark.parametrize("shape", [(128, 1024), (3, 200_000), (1, 1), (600, 7)])
+def test_column_ranges_equal_numpy(shape):
+    """Per-column ranges over blocks of columns (one or several) equal NumPy's min/max along axis 0."""
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    mins, maxs = fast.column_ranges(x)
+    np.testing.assert_array_equal(mins, x.min(axis=0))
+    np.testing.assert_array_equal(maxs, x.max(axis=0))

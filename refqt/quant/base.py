@@ -99,8 +99,8 @@ class GradientQuantizer:
     # -- shared plumbing -----------------------------------------------------------
     def _ranges(self, y2: Any, fast_path: bool, axis: int = 1) -> tuple[Any, Any]:
         """``(min, max)`` of ``y2`` along ``axis`` (1: per row, 0: per column); NaN/Inf → ValueError."""
-        if fast_path and axis == 1:
-            mins, maxs = fast.row_ranges(y2)
+        if fast_path:
+            mins, maxs = fast.row_ranges(y2) if axis == 1 else fast.column_ranges(y2)
         else:
             xp = backend_of(y2).xp
             mins, maxs = xp.min(y2, axis=axis), xp.max(y2, axis=axis)

@@ -71,6 +71,24 @@ def row_ranges(x2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mins, maxs
 
 
+def column_ranges(x2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column ``(min, max)`` of an (N, D) array, over blocks of columns that stay in cache.
+
+    Reducing along the first axis combines whole rows (``minimum`` of two
+    contiguous rows), NumPy's fast case; the block's second reduction reads
+    it from cache.
+    """
+    n, d = x2.shape
+    mins = np.empty(d, dtype=x2.dtype)
+    maxs = np.empty(d, dtype=x2.dtype)
+    w = max(1, (8 * CHUNK) // max(n, 1))
+    for c0 in range(0, d, w):
+        block = x2[:, c0 : c0 + w]
+        np.min(block, axis=0, out=mins[c0 : c0 + w])
+        np.max(block, axis=0, out=maxs[c0 : c0 + w])
+    return mins, maxs
+
+
 def _constant_bound(bound: Any, size: int) -> np.ndarray | None:
     """A (size,) buffer filled with ``bound`` when all its entries are equal, else None.
 

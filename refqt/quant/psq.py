@@ -70,13 +70,17 @@ class PSQ(GradientQuantizer):
         return f"PSQ(bits={self.bits}{extra})"
 
     def _channel_ranges(self, y2: Any, fast_path: bool, shape: tuple[int, ...]) -> tuple[Any, Any]:
-        """Per-channel ``(min, max)`` of the (N, C·S) rows ``y2``, each (C,)."""
+        """Per-channel ``(min, max)`` of the (N, C·S) rows ``y2``, each (C,).
+
+        First over the samples (a column reduction of the (N, C·S) matrix, which
+        combines whole rows), then over each channel's S positions.
+        """
         xp = backend_of(y2).xp
-        n, c, s = channel_layout(shape)
+        _, c, s = channel_layout(shape)
+        mins, maxs = self._ranges(y2, fast_path, axis=0)  # (C·S,): per (channel, position)
         if s == 1:
-            return self._ranges(y2, fast_path, axis=0)
-        mins, maxs = self._ranges(xp.reshape(y2, (n * c, s)), fast_path, axis=1)  # per (sample, channel)
-        return xp.min(xp.reshape(mins, (n, c)), axis=0), xp.max(xp.reshape(maxs, (n, c)), axis=0)
+            return mins, maxs
+        return xp.min(xp.reshape(mins, (c, s)), axis=1), xp.max(xp.reshape(maxs, (c, s)), axis=1)
 
     def _grid(self, y2: Any, fast_path: bool, shape: tuple[int, ...]) -> AffineGrid:
         xp = backend_of(y2).xp
