@@ -17,6 +17,10 @@ thread with ``threadpoolctl``. The authors report, against a 480 ms
 convolution: range finding 11 ms (PTQ) and 24 ms (PSQ, BHQ), finding the BHQ
 transform 3 µs, applying it 21 ms. :func:`quant_benchmark` returns the
 figures as a dict.
+
+A last line prints this machine's floor for any quantize-dequantize of the
+array: one read (a range needs one), one read and write (the output), and the
+16-bit noise of every element -- three costs that no NumPy code can avoid.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from refqt.ops.conv import conv2d_forward
 from refqt.quant import BHQ, PSQ, PTQ, PerSampleShift
 from refqt.quant import fast as quant_fast
 from refqt.quant.householder import apply_transform_fast, block_householder
+from refqt.quant.rounding import NoiseStream
 
 LAYER = (128, 64, 56, 56)
 
@@ -42,8 +47,31 @@ def _best(fn: Callable[[], Any], repeats: int) -> float:
 
 
 def _conv_timer(x: np.ndarray, rng: np.random.Generator) -> tuple[Callable[[], Any], str]:
-    w = (rng.standard_normal((64, 64, 3, 3)) * 0.05).astype(np.float32)
+    c = x.shape[1]  # the layer maps C channels to C, 3×3, padding 1: its output is the gradient's shape
+    w = (rng.standard_normal((c, c, 3, 3)) * 0.05).astype(np.float32)
     return (lambda: conv2d_forward(x, w, 1, 1)), "refqt.ops.conv.conv2d_forward"
+
+
+def _floor(x: np.ndarray, out: np.ndarray, repeats: int) -> dict[str, float]:
+    """What any quantize-dequantize of ``x`` must at least do, timed on this machine (seconds).
+
+    ``read_s``: one pass that reads ``x`` (``np.max``; a range needs it);
+    ``copy_s``: read ``x`` and write ``out`` once (``np.copyto``);
+    ``noise_s``: draw the 16-bit noise codes of every element, as the
+    quantizers do (:class:`~refqt.quant.rounding.NoiseStream`, in blocks).
+    Their sum bounds a PTQ / PSQ quantize-dequantize from below.
+    """
+
+    def noise() -> None:
+        stream = NoiseStream(np.random.default_rng(0))
+        for _ in range(0, x.size, quant_fast.CHUNK):
+            stream.take(quant_fast.CHUNK)
+
+    return {
+        "read_s": _best(lambda: np.max(x), repeats),
+        "copy_s": _best(lambda: np.copyto(out, x), repeats),
+        "noise_s": _best(noise, repeats),
+    }
 
 
 def quant_benchmark(
@@ -82,9 +110,9 @@ def quant_benchmark(
             apply_transform_fast(t, y2, y2, inverse=True)
 
         apply_s = _best(apply, repeats)
-        per_channel_rows = x.reshape(shape[0] * shape[1], -1)  # PSQ per channel: (sample, channel) rows first
-        channel_range_s = _best(lambda: quant_fast.row_ranges(per_channel_rows), repeats)
+        channel_range_s = _best(lambda: quant_fast.column_ranges(x2), repeats)  # PSQ per channel, step 1
         out = np.empty_like(x)
+        figures["floor"] = _floor(x, out, repeats)
         for q in (PTQ(bits), PSQ(bits), BHQ(bits), PerSampleShift(bits), PSQ(bits, axis="channel")):
             gen = np.random.default_rng(seed + 1)
             whole_s = _best(lambda q=q, gen=gen: q(x, gen), repeats)
@@ -123,6 +151,17 @@ def format_figures(figures: dict[str, Any]) -> str:
             f"{name:11s}{cell(e, 'range')}{cell(e, 'transform_find', 1e6, '{:.0f} us')}"
             f"{cell(e, 'transform_apply')}{cell(e, 'whole')}{cell(e, 'into')}"
         )
+    f = figures["floor"]
+    total = f["read_s"] + f["copy_s"] + f["noise_s"]
+
+    def part(key: str) -> str:
+        return f"{f[key] * 1e3:.1f} ms ({f[key] / conv_s:.3f}x)"
+
+    lines.append(
+        f"floor on this machine: one read {part('read_s')}, read + write {part('copy_s')}, "
+        f"16-bit noise {part('noise_s')};\n  a PTQ/PSQ quantize-dequantize needs at least all three: "
+        f"{total * 1e3:.1f} ms ({total / conv_s:.3f}x)"
+    )
     return "\n".join(lines)
 
 
