@@ -37,7 +37,7 @@ def test_variance_errors_are_one_line(tmp_path, capsys):
 
 
 def _fake_quant(batch: int) -> dict:
-    entry = {"range_s": 0.011, "whole_s": 0.05}
+    entry = {"range_s": 0.011, "whole_s": 0.05, "into_s": 0.04}
     return {
         "shape": (batch, 64, 56, 56),
         "bits": 8,
@@ -48,6 +48,7 @@ def _fake_quant(batch: int) -> dict:
         "psq": {**entry, "range_s": 0.024},
         "bhq": {**entry, "range_s": 0.024, "transform_find_s": 3e-6, "transform_apply_s": 0.021},
         "shift": dict(entry),
+        "floor": {"read_s": 0.004, "copy_s": 0.014, "noise_s": 0.015},
     }
 
 
@@ -60,11 +61,17 @@ def test_overhead_table_has_the_rebuttals_rows():
         "range finding BHQ",
         "BHQ transform finding",
         "BHQ transform application",
+        "whole quantize-dequantize PTQ",
+        "whole quantize-dequantize PSQ",
+        "whole quantize-dequantize BHQ",
+        "floor: read + write + noise",
     ]
     assert rows[0][1] == pytest.approx(480.0) and rows[4][1] == pytest.approx(0.003)
+    assert rows[-1][1] == pytest.approx(33.0) and rows[-1][2] is None  # no paper figure
     assert "a quick look" not in format_overhead(_fake_quant(128))
     md = format_overhead(_fake_quant(8), markdown=True)
     assert "batch 8" in md and "| range finding PSQ | 24.0 | 0.05 | 24 | 0.05 |" in md
+    assert "| whole quantize-dequantize BHQ | 40.0 | 0.0833 | - | - |" in md
 
 
 def test_bench_formatter_on_fake_figures():

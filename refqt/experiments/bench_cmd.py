@@ -7,7 +7,8 @@ Three benchmarks from :mod:`refqt.benchmarks`, each at one BLAS thread:
 2. the quantizers' overhead on that layer's gradient, in the layout of the
    rebuttal's cost paragraph (convolution; range finding PTQ / PSQ / BHQ;
    BHQ transform finding; BHQ transform application), next to the authors'
-   figures;
+   figures, then the whole quantize-dequantize (into ``out=``) and this
+   machine's floor for it (:mod:`refqt.benchmarks.quant`);
 3. the cost of a training step in QAT and FQT against exact training.
 
 ``--quick`` uses batch 8 instead of 128 for the layer (and skips the large
@@ -47,8 +48,12 @@ def overhead_rows(quant: dict[str, Any]) -> list[tuple[str, float, float | None]
         "range finding BHQ": quant["bhq"]["range_s"] * 1e3,
         "BHQ transform finding": quant["bhq"]["transform_find_s"] * 1e3,
         "BHQ transform application": quant["bhq"]["transform_apply_s"] * 1e3,
+        "whole quantize-dequantize PTQ": quant["ptq"]["into_s"] * 1e3,
+        "whole quantize-dequantize PSQ": quant["psq"]["into_s"] * 1e3,
+        "whole quantize-dequantize BHQ": quant["bhq"]["into_s"] * 1e3,
+        "floor: read + write + noise": sum(quant["floor"].values()) * 1e3,
     }
-    return [(name, value, PAPER_MS[name]) for name, value in ms.items()]
+    return [(name, value, PAPER_MS.get(name)) for name, value in ms.items()]
 
 
 def format_overhead(quant: dict[str, Any], markdown: bool = False) -> str:
@@ -59,7 +64,13 @@ def format_overhead(quant: dict[str, Any], markdown: bool = False) -> str:
     note = "" if batch == LAYER[0] else f" (batch {batch}, not the paper's {LAYER[0]}: a quick look)"
     header = ("operation", "refqt ms", "× conv", "paper ms", "paper × conv")
     cells = [
-        (n, f"{v:.3f}" if v < 1 else f"{v:.1f}", f"{v / conv_ms:.3g}", f"{p:g}", f"{p / paper_conv:.3g}")
+        (
+            n,
+            f"{v:.3f}" if v < 1 else f"{v:.1f}",
+            f"{v / conv_ms:.3g}",
+            "-" if p is None else f"{p:g}",
+            "-" if p is None else f"{p / paper_conv:.3g}",
+        )
         for n, v, p in rows
     ]
     title = f"gradient {tuple(quant['shape'])} float32, {quant['bits']} bits{note}"
