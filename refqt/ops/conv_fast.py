@@ -32,7 +32,10 @@ from typing import Any
 from refqt.ops import winograd
 from refqt.ops.conv import output_size, window
 
-CPU_CHUNK_BYTES = 8 << 20
+CPU_CHUNK_BYTES = 1 << 20
+"""im2col columns per chunk on the CPU: half an L2 cache. On the digits conv (128, 16, 8, 8), 16
+filters, one thread: forward / input grad / weight grad 1.25 / 1.26 / 2.05 ms, against 1.45 /
+1.45 / 2.38 ms with 8 MiB chunks."""
 GPU_CHUNK_BYTES = 512 << 20
 
 WINOGRAD_MIN_ELEMENTS = 8192
