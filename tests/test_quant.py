@@ -346,6 +346,28 @@ def test_forward_quantizer_rounds_to_nearest(kind, x, bits):
         assert np.all(out[x == 0] == 0)
 
 
+@given(
+    lo=st.floats(-1e30, 1e30),
+    width=st.one_of(st.just(0.0), st.floats(1e-30, 1e30)),
+    bits=st.integers(1, 16),
+    dtype=st.sampled_from([np.float32, np.float64]),
+)
+def test_tensor_minmax_grid_equals_the_array_grid(lo, width, bits, dtype):
+    """The forward quantizers' scalar grid builder gives minmax_grid's numbers, bit for bit."""
+    from refqt.backend import namespace
+    from refqt.quant.grid import minmax_grid, tensor_minmax_grid
+
+    mn = np.asarray(lo, dtype=dtype)
+    mx = np.asarray(lo + width, dtype=dtype)
+    xp = namespace(mn)
+    want = minmax_grid(mn.reshape(1, 1), mx.reshape(1, 1), 2**bits - 1, dtype)
+    got = tensor_minmax_grid(float(mn), float(mx), 2**bits - 1, xp, dtype)
+    for field in ("step", "inv_step", "kmin", "kmax", "lo"):
+        a, b = getattr(got, field), getattr(want, field)
+        assert a.shape == b.shape == (1, 1) and a.dtype == b.dtype, field
+        np.testing.assert_array_equal(a, b, err_msg=field)
+
+
 def test_forward_quantizer_backends_and_errors(backend):
     x = np.random.default_rng(2).standard_normal((3, 4, 5)).astype(np.float32)
     for kind in ("affine", "zero_aligned"):

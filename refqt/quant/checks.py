@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any
 
@@ -43,9 +44,19 @@ def check_finite_ranges(owner: str, mins: Any, maxs: Any, shape: tuple[int, ...]
     """
     xp = namespace(mins)
     if not bool(xp.all(xp.isfinite(mins))) or not bool(xp.all(xp.isfinite(maxs))):
-        raise NonFiniteInputError(
-            f"{owner}: input of shape {shape} contains NaN or Inf; refusing to quantize it"
-        )
+        raise _non_finite(owner, shape)
+
+
+def check_finite_range(owner: str, mn: float, mx: float, shape: tuple[int, ...]) -> None:
+    """:func:`check_finite_ranges` for one tensor-wide range given as Python floats."""
+    if not (math.isfinite(mn) and math.isfinite(mx)):
+        raise _non_finite(owner, shape)
+
+
+def _non_finite(owner: str, shape: tuple[int, ...]) -> NonFiniteInputError:
+    return NonFiniteInputError(
+        f"{owner}: input of shape {shape} contains NaN or Inf; refusing to quantize it"
+    )
 
 
 def work_dtype(xp: Any, dtype: Any) -> Any:

@@ -18,8 +18,8 @@ import numpy as np
 
 from refqt.backend import backend_of
 from refqt.quant import fast
-from refqt.quant.checks import as_rows, check_bits, check_finite_ranges, check_float_array, work_dtype
-from refqt.quant.grid import AffineGrid, minmax_grid, zero_aligned_grid
+from refqt.quant.checks import as_rows, check_bits, check_finite_range, check_float_array, work_dtype
+from refqt.quant.grid import AffineGrid, tensor_minmax_grid, zero_aligned_grid
 
 KINDS = ("affine", "zero_aligned")
 
@@ -33,12 +33,12 @@ def forward_grid(x: Any, bits: int = 8, kind: str = "affine") -> AffineGrid:
     check_float_array(owner, x)
     xp = backend_of(x).xp
     work = work_dtype(xp, x.dtype)
-    mn, mx = xp.min(x), xp.max(x)
-    check_finite_ranges(owner, mn, mx, tuple(x.shape))
+    mn, mx = float(xp.min(x)), float(xp.max(x))
+    check_finite_range(owner, mn, mx, tuple(x.shape))
     levels = 2**bits - 1
     if kind == "affine":
-        return minmax_grid(xp.reshape(mn, (1, 1)), xp.reshape(mx, (1, 1)), levels, work)
-    return zero_aligned_grid(float(mn), float(mx), levels, xp, work)
+        return tensor_minmax_grid(mn, mx, levels, xp, work)
+    return zero_aligned_grid(mn, mx, levels, xp, work)
 
 
 def quantize_forward_reference(x: Any, bits: int = 8, kind: str = "affine") -> Any:

@@ -22,6 +22,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from refqt.backend import namespace
 from refqt.quant.rounding import round_nearest, stochastic_round
 
@@ -112,6 +114,26 @@ def minmax_grid(mins: Any, maxs: Any, levels: int, work: Any) -> AffineGrid:
         levels=levels,
         lo=xp.astype(lo, work),
         y_nonnegative=True,
+    )
+
+
+def tensor_minmax_grid(mn: float, mx: float, levels: int, xp: Any, work: Any) -> AffineGrid:
+    """:func:`minmax_grid` for one range over the whole tensor, from Python floats.
+
+    The same float operations (float64 span and step, rounded once to
+    ``work``; ``1/step`` in ``work``), so the same numbers, with a handful of
+    scalar operations instead of a dozen array calls: a forward quantizer on a
+    small layer is dominated by such fixed costs. Shape (1, 1) arrays.
+    """
+    host = np.float64 if work == xp.float64 else np.float32  # ``work`` as a NumPy type, on any backend
+    span = float(mx) - float(mn)
+    step_w = host(span / levels if span > 0 else 1.0)
+    inv_w = host(1.0) / step_w
+
+    values = xp.asarray([[float(step_w), float(inv_w), 0.0, float(levels), float(mn)]], dtype=work)
+    step, inv_step, kmin, kmax, lo = (values[:, i : i + 1] for i in range(5))  # (1, 1) views
+    return AffineGrid(
+        step=step, inv_step=inv_step, kmin=kmin, kmax=kmax, levels=levels, lo=lo, y_nonnegative=True
     )
 
 
