@@ -87,6 +87,50 @@ def test_bad_arrays_rejected(make, backend, rng):
 
 
 @pytest.mark.parametrize("make", QUANTIZERS, ids=IDS)
+@pytest.mark.parametrize(
+    "x", [np.array([[1e-38, 3e-38, -2e-38]], np.float32), np.array([[1e-310, 3e-310, -2e-310]])]
+)
+def test_vanishing_ranges_stay_finite(make, x, backend):
+    """A range so small that 1/step would overflow (vanishing gradients) gives finite values on a grid
+    covering it: the step is raised to the smallest normal number. (It used to give NaN.)"""
+    q = make(8)
+    out = backend.to_numpy(q(backend.asarray(x), np.random.default_rng(0)))
+    assert np.all(np.isfinite(out)) and out.dtype == x.dtype
+    ref = q.reference(backend.asarray(x), np.random.default_rng(0))
+    np.testing.assert_array_equal(out, backend.to_numpy(ref))
+    assert np.all(np.abs(out - x) <= 2 * np.finfo(x.dtype).smallest_normal)  # within one (raised) step
+    for kind in ("affine", "zero_aligned"):
+        assert np.all(np.isfinite(backend.to_numpy(quantize_forward(backend.asarray(x), 8, kind))))
+
+
+@pytest.mark.parametrize("make", [*QUANTIZERS, lambda b: _Forward(b, "affine")], ids=[*IDS, "forward"])
+def test_ranges_too_wide_for_the_dtype_are_refused(make):
+    """max − min beyond the dtype's largest number would make x − lo Inf: a clear error, no NaN."""
+    q = make(4)
+    wide64 = np.array([[1e308, -1e308], [-1e308, 1e308]])  # every row and column spans 2e308
+    with pytest.raises(ValueError, match=r"overflows float64"):
+        q(wide64, np.random.default_rng(0))
+    # 6e38 overflows float32 in x − min (PSQ rows, the affine forward grid); zero-aligned grids
+    # (PTQ, shift) compute x·inv with no subtraction, and BHQ's rotation narrows the rows: fine
+    wide32 = np.array([[3e38, -3e38], [-3e38, 3e38]], np.float32)
+    if isinstance(q, PSQ | _Forward):
+        with pytest.raises(ValueError, match=r"overflows float32"):
+            q(wide32, np.random.default_rng(0))
+    else:
+        assert np.all(np.isfinite(q(wide32, np.random.default_rng(0))))
+
+
+class _Forward:
+    """The forward quantizer called like a gradient quantizer, for the tests above."""
+
+    def __init__(self, bits, kind):
+        self.bits, self.kind = bits, kind
+
+    def __call__(self, x, rng):
+        return quantize_forward(x, self.bits, self.kind)
+
+
+@pytest.mark.parametrize("make", QUANTIZERS, ids=IDS)
 @pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
 def test_dtype_and_shape_kept_empty_ok(make, dtype, backend, rng):
     if not hasattr(backend.xp, dtype):
@@ -165,6 +209,20 @@ def test_ptq_one_sided_and_degenerate_tensors(x, bits, backend, rng):
     if bits > 1 or not x.min() < 0 < x.max():  # 1 bit and both signs: no zero-aligned grid exists
         assert np.all(out[x == 0] == 0)
     assert q.conditional_variance(xb) <= q.variance_bound(xb) * (1 + 1e-12)
+
+
+@pytest.mark.parametrize("bits", [1, 2, 8])
+def test_zero_aligned_grid_when_the_positive_side_is_below_round_off(bits):
+    """−mn·B/(mx − mn) rounds to B when mx ≪ −mn: q0 = B would leave no level above 0 (and divide
+    by zero); it is B − 1 (1 bit: the min/max fallback), and the grid still covers [mn, mx]."""
+    from refqt.quant.grid import zero_aligned_params
+
+    levels = 2**bits - 1
+    lo, step, kmin = zero_aligned_params(-1.0, 1e-20, levels)
+    assert lo + kmin * step <= -1.0 and lo + (kmin + levels) * step >= 1e-20 - 1e-15  # up to round-off
+    x = np.array([[-1.0, 1e-20, 0.0]])
+    out = PTQ(bits)(x, np.random.default_rng(0))
+    assert np.all(np.isfinite(out)) and (bits == 1 or out[0, 2] == 0.0)
 
 
 @given(x=gradients(), bits=st.integers(1, 16), seed=st.integers(0, 1000))
@@ -331,6 +389,15 @@ def test_out_argument_must_fit():
             q(x, np.random.default_rng(0), out=bad)
 
 
+def test_noise_arguments_checked():
+    q, x = PSQ(4), np.ones((2, 3))
+    for samples in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match=r"PSQ\(bits=4\)\.uniform: samples must be None or an integer"):
+            q.uniform(x, np.random.default_rng(0), samples=samples)
+    with pytest.raises(TypeError, match=r"PSQ\(bits=4\): noise u: expected a float16/float32/float64 array"):
+        q.quantize(x, np.zeros((2, 3), dtype=np.int64))
+
+
 # -- forward quantizers and STE ----------------------------------------------------------------
 @pytest.mark.parametrize("kind", ["affine", "zero_aligned"])
 @given(x=gradients(), bits=st.integers(1, 16))
@@ -348,7 +415,7 @@ def test_forward_quantizer_rounds_to_nearest(kind, x, bits):
 
 @given(
     lo=st.floats(-1e30, 1e30),
-    width=st.one_of(st.just(0.0), st.floats(1e-30, 1e30)),
+    width=st.one_of(st.just(0.0), st.floats(1e-44, 1e-30), st.floats(1e-30, 1e30)),
     bits=st.integers(1, 16),
     dtype=st.sampled_from([np.float32, np.float64]),
 )
@@ -379,6 +446,13 @@ def test_forward_quantizer_backends_and_errors(backend):
         quantize_forward(backend.asarray(x), 0)
     with pytest.raises(ValueError, match="NaN"):
         quantize_forward(backend.asarray(np.array([1.0, np.nan])), 8)
+    empty = backend.asarray(np.zeros((0, 2)))  # checked even though there is nothing to round
+    with pytest.raises(ValueError, match="bits"):
+        quantize_forward(empty, 99)
+    with pytest.raises(ValueError, match="kind"):
+        quantize_forward(empty, 8, "bogus")
+    with pytest.raises(TypeError, match="float"):
+        quantize_forward(backend.asarray(np.zeros((0, 2), dtype=np.int64)), 8)
 
 
 def test_fake_quant_forward_quantizes_backward_passes_straight_through():

@@ -22,6 +22,7 @@ BHQ. Subclasses say how the grid is found (``_grid``) and, for BHQ, what
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
@@ -128,6 +129,10 @@ class GradientQuantizer:
         draws (consumed one sample after the other). Working dtype, x's backend.
         """
         check_float_array(self.label, x)
+        if samples is not None and (
+            isinstance(samples, bool) or not isinstance(samples, numbers.Integral) or samples < 1
+        ):
+            raise ValueError(f"{self.label}.uniform: samples must be None or an integer ≥ 1, got {samples!r}")
         backend = backend_of(x)
         shape = tuple(x.shape) if samples is None else (samples, *x.shape)
         n = int(np.prod(shape, dtype=np.int64))
@@ -135,6 +140,7 @@ class GradientQuantizer:
         return uniform_from_codes(m, work_dtype(backend.xp, x.dtype))
 
     def _noise_rows(self, x: Any, u: Any, n: int, d: int) -> Any:
+        check_float_array(f"{self.label}: noise u", u)
         lead = u.ndim - x.ndim
         if lead < 0 or tuple(u.shape[lead:]) != tuple(x.shape):
             raise ValueError(

@@ -25,7 +25,7 @@ from refqt.backend import backend_of
 from refqt.quant import fast
 from refqt.quant.base import GradientQuantizer
 from refqt.quant.checks import as_rows, work_dtype
-from refqt.quant.grid import AffineGrid, minmax_grid
+from refqt.quant.grid import AffineGrid, check_span, minmax_grid
 from refqt.quant.householder import (
     BlockHouseholder,
     apply_transform,
@@ -48,8 +48,9 @@ class BHQ(GradientQuantizer):
     def _find_transform(self, x2: Any, fast_path: bool) -> BlockHouseholder:
         backend = backend_of(x2)
         mins, maxs = self._ranges(x2, fast_path)
-        spans = backend.to_numpy(maxs).astype(np.float64) - backend.to_numpy(mins).astype(np.float64)
-        return block_householder(spans)
+        lo, hi = backend.to_numpy(mins).astype(np.float64), backend.to_numpy(maxs).astype(np.float64)
+        check_span(self.label, float(np.max(hi * 0.5 - lo * 0.5, initial=0.0)), np.float64)
+        return block_householder(hi - lo)
 
     def transform(self, x: Any) -> BlockHouseholder:
         """The transform ``T`` for input ``x`` (found from its row ranges)."""
@@ -66,7 +67,7 @@ class BHQ(GradientQuantizer):
     def _grid(self, y2: Any, fast_path: bool, shape: tuple[int, ...]) -> AffineGrid:
         xp = backend_of(y2).xp
         mins, maxs = self._ranges(y2, fast_path)
-        return minmax_grid(mins[:, None], maxs[:, None], self.levels, work_dtype(xp, y2.dtype))
+        return minmax_grid(mins[:, None], maxs[:, None], self.levels, work_dtype(xp, y2.dtype), self.label)
 
     def _fast(self, x: np.ndarray, rng: np.random.Generator, out: np.ndarray) -> np.ndarray:
         """``T x`` into ``out``, PSQ in place, ``T⁻¹`` in place (float16: via a float32 buffer)."""

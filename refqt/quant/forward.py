@@ -24,26 +24,33 @@ from refqt.quant.grid import AffineGrid, tensor_minmax_grid, zero_aligned_grid
 KINDS = ("affine", "zero_aligned")
 
 
-def forward_grid(x: Any, bits: int = 8, kind: str = "affine") -> AffineGrid:
-    """The per-tensor grid :func:`quantize_forward` rounds ``x`` onto."""
+def _check_args(x: Any, bits: Any, kind: Any) -> tuple[str, int]:
+    """``(owner, bits)`` after checking bits, kind and x's dtype (ValueError / TypeError)."""
     owner = f"quantize_forward(bits={bits}, kind={kind!r})"
     bits = check_bits(owner, bits)
     if kind not in KINDS:
         raise ValueError(f"quantize_forward: kind must be one of {KINDS}, got {kind!r}")
     check_float_array(owner, x)
+    return owner, bits
+
+
+def forward_grid(x: Any, bits: int = 8, kind: str = "affine") -> AffineGrid:
+    """The per-tensor grid :func:`quantize_forward` rounds ``x`` onto."""
+    owner, bits = _check_args(x, bits, kind)
     xp = backend_of(x).xp
     work = work_dtype(xp, x.dtype)
     mn, mx = float(xp.min(x)), float(xp.max(x))
     check_finite_range(owner, mn, mx, tuple(x.shape))
     levels = 2**bits - 1
     if kind == "affine":
-        return tensor_minmax_grid(mn, mx, levels, xp, work)
-    return zero_aligned_grid(mn, mx, levels, xp, work)
+        return tensor_minmax_grid(mn, mx, levels, xp, work, owner)
+    return zero_aligned_grid(mn, mx, levels, xp, work, owner)
 
 
 def quantize_forward_reference(x: Any, bits: int = 8, kind: str = "affine") -> Any:
     """Plain array-API path of :func:`quantize_forward`."""
     if x.size == 0:
+        _check_args(x, bits, kind)
         return x * 1
     grid = forward_grid(x, bits, kind)
     xp = backend_of(x).xp

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from refqt.backend import namespace
+from refqt.quant.checks import NonFiniteInputError
 from refqt.quant.rounding import round_nearest, stochastic_round
 
 
@@ -95,16 +96,51 @@ class AffineGrid:
         return p * (1.0 - p) * (self.step * self.step)
 
 
-def minmax_grid(mins: Any, maxs: Any, levels: int, work: Any) -> AffineGrid:
+def finite_step(step: float, dtype: Any) -> float:
+    """``step`` raised to the smallest normal number of ``dtype`` if it is below it.
+
+    A range narrower than ``B`` times that number (e.g. a vanishing float32
+    gradient, ~1e-36) would otherwise get a step whose inverse overflows, and
+    ``(x − lo)·inv_step`` would be Inf / NaN. The wider step still covers the
+    range, so the quantizer stays unbiased; only its grid is coarser than the
+    range asks for.
+    """
+    return max(float(step), float(np.finfo(dtype).smallest_normal))
+
+
+def _host(xp: Any, work: Any) -> Any:
+    """The NumPy float type of the working dtype ``work`` of namespace ``xp`` (any backend)."""
+    return np.float64 if work == xp.float64 else np.float32
+
+
+def check_span(owner: str, half_widest: float, dtype: Any) -> None:
+    """NonFiniteInputError unless a range max − min fits ``dtype``; given ``max/2 − min/2``.
+
+    ``x − lo`` is computed in ``dtype``: a wider range would overflow to Inf.
+    Halves are compared so that the check itself cannot overflow (float64).
+    """
+    limit = float(np.finfo(dtype).max)
+    if not half_widest <= limit / 2:
+        raise NonFiniteInputError(
+            f"{owner}: a range max − min of {2 * half_widest:.4g} overflows {np.dtype(dtype).name} "
+            f"(largest {limit:.4g}); refusing to quantize it"
+        )
+
+
+def minmax_grid(mins: Any, maxs: Any, levels: int, work: Any, owner: str = "minmax_grid") -> AffineGrid:
     """Grid from ``lo = min`` with ``step = (max − min) / B`` (1 where the range is 0).
 
     ``mins``/``maxs`` already have the broadcast shape ((1, 1), (N, 1) or (1, D)).
+    The step is never below the dtype's smallest normal number (see :func:`finite_step`);
+    a range too wide for ``work`` raises NonFiniteInputError naming ``owner``.
     """
     xp = namespace(mins)
     lo = xp.astype(mins, xp.float64)
-    span = xp.astype(maxs, xp.float64) - lo
+    hi = xp.astype(maxs, xp.float64)
+    check_span(owner, float(xp.max(hi * 0.5 - lo * 0.5)), _host(xp, work))
+    span = hi - lo
     step = xp.where(span > 0, span / levels, xp.ones_like(span))
-    step_w = xp.astype(step, work)
+    step_w = xp.clip(xp.astype(step, work), min=float(xp.finfo(work).smallest_normal))  # see finite_step
     zero = xp.zeros_like(step_w)
     return AffineGrid(
         step=step_w,
@@ -117,7 +153,9 @@ def minmax_grid(mins: Any, maxs: Any, levels: int, work: Any) -> AffineGrid:
     )
 
 
-def tensor_minmax_grid(mn: float, mx: float, levels: int, xp: Any, work: Any) -> AffineGrid:
+def tensor_minmax_grid(
+    mn: float, mx: float, levels: int, xp: Any, work: Any, owner: str = "tensor_minmax_grid"
+) -> AffineGrid:
     """:func:`minmax_grid` for one range over the whole tensor, from Python floats.
 
     The same float operations (float64 span and step, rounded once to
@@ -125,9 +163,10 @@ def tensor_minmax_grid(mn: float, mx: float, levels: int, xp: Any, work: Any) ->
     scalar operations instead of a dozen array calls: a forward quantizer on a
     small layer is dominated by such fixed costs. Shape (1, 1) arrays.
     """
-    host = np.float64 if work == xp.float64 else np.float32  # ``work`` as a NumPy type, on any backend
+    host = _host(xp, work)
+    check_span(owner, float(mx) * 0.5 - float(mn) * 0.5, host)
     span = float(mx) - float(mn)
-    step_w = host(span / levels if span > 0 else 1.0)
+    step_w = host(finite_step(span / levels if span > 0 else 1.0, host))
     inv_w = host(1.0) / step_w
 
     values = xp.asarray([[float(step_w), float(inv_w), 0.0, float(levels), float(mn)]], dtype=work)
@@ -137,7 +176,9 @@ def tensor_minmax_grid(mn: float, mx: float, levels: int, xp: Any, work: Any) ->
     )
 
 
-def zero_aligned_params(mn: float, mx: float, levels: int) -> tuple[float, float, int]:
+def zero_aligned_params(
+    mn: float, mx: float, levels: int, owner: str = "zero_aligned_params"
+) -> tuple[float, float, int]:
     """``(lo, step, kmin)`` of a per-tensor grid with 0 exactly on it.
 
     The authors' rule: widen the range to contain 0 (``mn = min(min x, 0)``,
@@ -146,7 +187,9 @@ def zero_aligned_params(mn: float, mx: float, levels: int) -> tuple[float, float
     entry (``mn = 0``); here that case (and no positive entry) gets the plain
     one-sided grid. When the negative side is narrower than one step
     (``q0 = 0`` with ``mn < 0``) it gets one level: ``q0 = 1`` and the step is
-    widened to still reach ``mx``. With 1 bit and both signs present no
+    widened to still reach ``mx``. Symmetrically, when the positive side is so
+    narrow that the division rounds ``q0`` up to ``B`` (which would leave no
+    level above 0 and divide by zero), ``q0 = B − 1``. With 1 bit and both signs present no
     two-level grid holds 0 and both ends, so that case falls back to the plain
     min/max grid (``lo = mn``), where 0 is not a grid point.
 
@@ -160,13 +203,14 @@ def zero_aligned_params(mn: float, mx: float, levels: int) -> tuple[float, float
         ``−q0``: the level of the lowest grid point.
     """
     mn, mx = min(float(mn), 0.0), max(float(mx), 0.0)
+    check_span(owner, mx * 0.5 - mn * 0.5, np.float64)
     if mx == mn:
         return 0.0, 1.0, 0
     if mn == 0.0:
         return 0.0, mx / levels, 0
     if mx == 0.0:
         return 0.0, -mn / levels, -levels
-    q0 = math.floor(-mn * levels / (mx - mn))
+    q0 = min(math.floor(-mn * levels / (mx - mn)), levels - 1)  # = B only by round-off (mx ≪ −mn)
     if q0 == 0:
         if levels == 1:
             return mn, mx - mn, 0
@@ -175,10 +219,13 @@ def zero_aligned_params(mn: float, mx: float, levels: int) -> tuple[float, float
     return 0.0, step, -q0
 
 
-def zero_aligned_grid(mn: float, mx: float, levels: int, xp: Any, work: Any) -> AffineGrid:
+def zero_aligned_grid(
+    mn: float, mx: float, levels: int, xp: Any, work: Any, owner: str = "zero_aligned_grid"
+) -> AffineGrid:
     """Per-tensor grid with 0 on it (see :func:`zero_aligned_params`), shape (1, 1) arrays."""
-    lo, step, kmin = zero_aligned_params(mn, mx, levels)
-    step_w = xp.full((1, 1), step, dtype=work)
+    lo, step, kmin = zero_aligned_params(mn, mx, levels, owner)
+    host = _host(xp, work)
+    step_w = xp.full((1, 1), finite_step(step, host), dtype=work)
     kmin_w = xp.full((1, 1), float(kmin), dtype=work)
     return AffineGrid(
         step=step_w,

@@ -87,14 +87,14 @@ class PSQ(GradientQuantizer):
         work = work_dtype(xp, y2.dtype)
         if self.axis == "row":
             mins, maxs = self._ranges(y2, fast_path, axis=1)
-            return minmax_grid(mins[:, None], maxs[:, None], self.levels, work)
+            return minmax_grid(mins[:, None], maxs[:, None], self.levels, work, self.label)
         _, c, s = channel_layout(shape)
         mins, maxs = self._channel_ranges(y2, fast_path, shape)
 
         def spread(per_channel: Any) -> Any:  # (C,) -> (1, C·S): channel c's value over its S positions
             return xp.reshape(xp.broadcast_to(per_channel[:, None], (c, s)), (1, c * s))
 
-        return minmax_grid(spread(mins), spread(maxs), self.levels, work)
+        return minmax_grid(spread(mins), spread(maxs), self.levels, work, self.label)
 
     def variance_bound(self, x: Any) -> float:
         """``D/(4B²)·Σ_i R_i²`` per row (``N·S/(4B²)·Σ_c R_c²`` per channel)."""

@@ -36,7 +36,7 @@ class PTQ(GradientQuantizer):
     def _grid(self, y2: Any, fast_path: bool, shape: tuple[int, ...]) -> AffineGrid:
         xp = backend_of(y2).xp
         mn, mx = self._tensor_range(y2, fast_path)
-        return zero_aligned_grid(mn, mx, self.levels, xp, work_dtype(xp, y2.dtype))
+        return zero_aligned_grid(mn, mx, self.levels, xp, work_dtype(xp, y2.dtype), self.label)
 
     def variance_bound(self, x: Any) -> float:
         """``N·D·R²/(4B²)`` with ``R = B·step`` (0 for an all-zero tensor)."""
@@ -46,5 +46,5 @@ class PTQ(GradientQuantizer):
         mn, mx = self._tensor_range(x2, fast_path=False)
         if min(mn, 0.0) == max(mx, 0.0):
             return 0.0
-        _, step, _ = zero_aligned_params(mn, mx, self.levels)
+        _, step, _ = zero_aligned_params(mn, mx, self.levels, self.label)
         return x2.size * step * step / 4.0

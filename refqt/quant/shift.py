@@ -49,7 +49,9 @@ class PerSampleShift(GradientQuantizer):
         mins, maxs = self._ranges(y2, fast_path)
         mins_h = backend.to_numpy(xp.astype(mins, xp.float64))
         maxs_h = backend.to_numpy(xp.astype(maxs, xp.float64))
-        lo, step, kmin = zero_aligned_params(float(mins_h.min()), float(maxs_h.max()), self.levels)
+        lo, step, kmin = zero_aligned_params(
+            float(mins_h.min()), float(maxs_h.max()), self.levels, self.label
+        )
         if lo != 0.0:  # 1-bit grid with both signs: no zero-aligned grid exists, no shifts
             return np.full(mins_h.shape, step), step, kmin, False
         shifts = row_shifts(mins_h, maxs_h, kmin * step, (kmin + self.levels) * step)
@@ -62,7 +64,11 @@ class PerSampleShift(GradientQuantizer):
         steps, _, kmin, zero_on_grid = self._shifted_steps(y2, fast_path)
         if not zero_on_grid:
             mins, maxs = self._ranges(y2, fast_path)
-            return zero_aligned_grid(float(xp.min(mins)), float(xp.max(maxs)), self.levels, xp, work)
+            return zero_aligned_grid(
+                float(xp.min(mins)), float(xp.max(maxs)), self.levels, xp, work, self.label
+            )
+        host = np.float64 if work == xp.float64 else np.float32
+        steps = np.maximum(steps, np.finfo(host).smallest_normal)  # as grid.finite_step, per row
         step_w = xp.astype(backend.asarray(steps[:, None]), work)
         kmin_w = xp.full((1, 1), float(kmin), dtype=work)
         return AffineGrid(
