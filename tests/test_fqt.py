@@ -8,7 +8,7 @@ from refqt.backend import get_backend
 from refqt.data import load_digits
 from refqt.fqt import QuantConfig, gradient_quantization, quantize, quantized_layers
 from refqt.models import MLP, SmallCNN
-from refqt.nn import MultiHeadAttention
+from refqt.nn import Conv2d, Linear, MultiHeadAttention
 from refqt.quant import quantize_forward
 from refqt.stats import capture_gradients
 
@@ -154,11 +154,37 @@ def test_quantize_rejects_a_non_config():
         ("act_bits", 17, "act_bits"),
         ("grad_quantizer", "rtn", "grad_quantizer must be one of"),
         ("weight_grad_bits", 4.0, "weight_grad_bits"),
+        ("seed", None, "seed must be an integer ≥ 0"),  # None would draw OS entropy: not reproducible
+        ("seed", -1, "seed must be an integer ≥ 0"),
+        ("seed", 1.5, "seed must be an integer ≥ 0"),
+        ("seed", True, "seed must be an integer ≥ 0"),
     ],
 )
 def test_bad_configs_are_rejected(field, value, message):
     with pytest.raises(ValueError, match=message):
         QuantConfig(**{field: value})
+
+
+def test_skip_patterns_must_be_strings_and_match_a_layer():
+    with pytest.raises(TypeError, match="skip must hold layer-name patterns"):
+        QuantConfig(mode="fqt", skip=[1, 2])
+    model = SmallCNN(channels=4, hidden=16, rng=np.random.default_rng(0))
+    with pytest.raises(ValueError, match=r"\['feature.0'\] match no Linear / Conv2d layer.*features.0"):
+        quantize(model, QuantConfig(mode="fqt", skip=("feature.0", "classifier.*")))
+    with pytest.raises(TypeError, match=r"refqt\.nn\.Module"):
+        quantize(object(), QuantConfig(mode="fqt"))
+
+
+def test_an_empty_batch_runs_through_the_fqt_conv_and_linear():
+    """Zero samples: Q_b / Q_w see (0, D) rows; the gradients are zeros, not a reshape error."""
+    rng = np.random.default_rng(0)
+    cases = ((Conv2d(2, 3, 3, padding=1, rng=rng), (0, 2, 4, 4)), (Linear(4, 3, rng=rng), (0, 4)))
+    for layer, shape in cases:
+        quantize(layer, QuantConfig(mode="fqt"))
+        x = Tensor(np.zeros(shape, np.float32), requires_grad=True)
+        ops.sum(layer(x)).backward()
+        assert x.grad.shape == shape
+        assert np.all(layer.weight.grad == 0)
 
 
 @pytest.mark.parametrize("quantizer", ["ptq", "psq", "bhq", "shift"])

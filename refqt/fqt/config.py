@@ -16,6 +16,7 @@ fqt        as qat                                   each conv/linear output grad
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field, replace
 
 MODES = ("exact", "qat", "fqt")
@@ -84,6 +85,12 @@ class QuantConfig:
         if isinstance(self.skip, str):
             raise TypeError("QuantConfig: skip must be a tuple of patterns, not one string")
         object.__setattr__(self, "skip", tuple(self.skip))
+        if not all(isinstance(pattern, str) for pattern in self.skip):
+            raise TypeError(f"QuantConfig: skip must hold layer-name patterns (str), got {self.skip!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral) or self.seed < 0:
+            raise ValueError(
+                f"QuantConfig: seed must be an integer ≥ 0 (same seed, same noise), got {self.seed!r}"
+            )
 
     @property
     def resolved_weight_grad_quantizer(self) -> str:

@@ -20,6 +20,7 @@ histograms and the Eq. 8 design quantities).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -39,7 +40,9 @@ def gradient_rows(g: Any, kind: str) -> Any:
     ``kind="conv"``: G (N, F, Ho, Wo) -> (N, F·Ho·Wo), one row per sample.
     """
     xp = namespace(g)
-    return xp.reshape(g, (-1, g.shape[-1]) if kind == "linear" else (g.shape[0], -1))
+    if kind == "linear":
+        return xp.reshape(g, (-1, g.shape[-1]))
+    return xp.reshape(g, (g.shape[0], math.prod(g.shape[1:])))  # explicit: (0, -1) is ambiguous
 
 
 class LayerQuantizer:

@@ -38,7 +38,16 @@ def quantize(model: Module, config: QuantConfig) -> Module:
     """
     if not isinstance(config, QuantConfig):
         raise TypeError(f"quantize: expected a QuantConfig, got {type(config).__name__}")
-    for i, (name, layer) in enumerate(quantizable_layers(model)):
+    if not isinstance(model, Module):
+        raise TypeError(f"quantize: expected a refqt.nn.Module, got {type(model).__name__}")
+    layers = quantizable_layers(model)
+    names = [name for name, _ in layers]
+    unused = [p for p in config.skip if not any(fnmatch.fnmatchcase(name, p) for name in names)]
+    if unused:  # a typo would silently quantize the layer it meant to keep in float
+        raise ValueError(
+            f"quantize: skip pattern(s) {unused} match no Linear / Conv2d layer; the layers are {names}"
+        )
+    for i, (name, layer) in enumerate(layers):
         skipped = any(fnmatch.fnmatchcase(name, pattern) for pattern in config.skip)
         if config.mode == "exact" or skipped:
             layer.fqt = None
