@@ -13,7 +13,9 @@ from refqt.experiments.registry import check_pair, load_dataset
 from refqt.experiments.train import TrainingDiverged, train_run
 from refqt.experiments.train_config import TrainConfig
 from refqt.fqt import quantize
+from refqt.fqt.layer import LayerQuantizer
 from refqt.models import MLP
+from refqt.quant import NonFiniteInputError
 
 # Small and quick: the MLP on the digits, batches of 256 (6 steps an epoch), lr raised to match.
 FAST = {"model": "mlp", "dataset": "digits", "batch_size": 256, "lr": 0.2, "epochs": 2}
@@ -226,11 +228,36 @@ def test_a_tiny_translation_run_resumes_bit_for_bit(tmp_path, monkeypatch):
         np.testing.assert_array_equal(value, _arrays(tmp_path / "split")[key], err_msg=key)
 
 
-def test_a_gradient_that_overflows_first_is_a_divergence_too(tmp_path, capsys):
-    """2-bit PSQ at lr 1e4: the quantizer meets an Inf gradient before the loss is NaN."""
+def test_a_gradient_that_overflows_first_is_a_divergence_too(tmp_path, capsys, monkeypatch):
+    """A gradient quantizer that meets Inf (before the loss is NaN) stops the run as a divergence.
+
+    No learning rate reliably overflows a gradient before the loss (that is luck of the
+    trajectory), so the first layer's quantizer is made to meet one in the second epoch.
+    """
+    real = LayerQuantizer.bifurcate
+    calls = []
+
+    def overflowing(self, g, *args, **kwargs):
+        if self.name == "net.1":
+            calls.append(1)
+            if len(calls) == 60:  # epoch 2 of 45 steps
+                raise NonFiniteInputError("PSQ(bits=2): input of shape (32, 128) contains NaN or Inf")
+        return real(self, g, *args, **kwargs)
+
+    monkeypatch.setattr(LayerQuantizer, "bifurcate", overflowing)
     out = tmp_path / "run"
     argv = ["train", "--model", "mlp", "--mode", "fqt", "--quantizer", "psq", "--bits", "2"]
-    assert main([*argv, "--lr", "1e4", "--epochs", "2", "--out", str(out), "--quiet"]) == 1
+    assert main([*argv, "--epochs", "2", "--out", str(out), "--quiet"]) == 1
     err = capsys.readouterr().err
-    assert "training diverged" in err and "NaN or Inf" in err
+    assert "training diverged" in err and "output gradient is NaN or Inf" in err and "epoch 2" in err
     assert (out / "diverged.json").exists() and (out / "checkpoint.npz").exists()
+
+
+def test_an_activation_that_overflows_in_the_forward_quantizer_is_a_divergence(tmp_path, capsys):
+    """lr 1e9 blows the MLP's weights up so that a forward quantizer meets Inf: a divergence, not a crash."""
+    out = tmp_path / "run"
+    argv = ["train", "--model", "mlp", "--mode", "fqt", "--quantizer", "psq", "--bits", "2", "--lr", "1e9"]
+    assert main([*argv, "--epochs", "1", "--out", str(out), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "training diverged: a layer's input or weight is NaN or Inf" in err
+    assert (out / "diverged.json").exists()

@@ -184,7 +184,10 @@ def train_run(
                 )
             except _Diverged as err:
                 _stop(out, history, epoch, err.batch, err.step, err.what)
-            test = _evaluate(model, dataset, backend)
+            try:
+                test = _evaluate(model, dataset, backend)
+            except NonFiniteInputError:  # a forward quantizer met an Inf activation: the weights blew up
+                test = {"loss": math.nan, "accuracy": math.nan}
         step = train["step"]
         if not math.isfinite(test["loss"]):
             _stop(out, history, epoch, steps_per_epoch, step, f"test loss is {test['loss']}")
@@ -251,7 +254,10 @@ def _train_epoch(
             _batches(dataset, "train", config.batch_size, shuffle, backend), 1
         ):
             optimizer.lr = schedule.lr_at(step)
-            logits = model(*inputs)
+            try:
+                logits = model(*inputs)
+            except NonFiniteInputError:  # QAT / FQT: a forward quantizer met an Inf activation or weight
+                raise _Diverged("a layer's input or weight is NaN or Inf", batch, step) from None
             loss = _loss(logits, target, dataset)
             value = loss.item()
             if not math.isfinite(value):
