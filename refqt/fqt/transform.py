@@ -34,7 +34,9 @@ def quantize(model: Module, config: QuantConfig) -> Module:
 
     Layer ``i`` (in :func:`quantizable_layers` order) draws its gradient noise
     from ``SeedSequence(config.seed, spawn_key=(i,))``: one independent
-    stream per layer, separate from any data shuffling.
+    stream per layer, separate from any data shuffling. A ``config.skip``
+    pattern that matches none of the layers raises ValueError (it is most
+    likely a typo that would leave the layer it meant quantized).
     """
     if not isinstance(config, QuantConfig):
         raise TypeError(f"quantize: expected a QuantConfig, got {type(config).__name__}")

@@ -33,7 +33,7 @@ def check_float_array(owner: str, x: Any) -> None:
 
 
 class NonFiniteInputError(ValueError):
-    """A quantizer was given NaN or Inf (in training: the run has diverged)."""
+    """A quantizer was given NaN or Inf, or a range too wide for its dtype (in training: the run diverged)."""
 
 
 def check_finite_ranges(owner: str, mins: Any, maxs: Any, shape: tuple[int, ...]) -> None:
