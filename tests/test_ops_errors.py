@@ -38,6 +38,18 @@ def test_linear_checks_weight_and_bias_shapes(backend: Backend) -> None:
         ops.linear(t(backend, (4, 5)), t(backend, (2, 5)), t(backend, (3,)))
 
 
+def test_linear_needs_one_floating_dtype(backend: Backend) -> None:
+    f32 = Tensor(backend.asarray(np.ones((2, 5), np.float32)))
+    f64, b64 = t(backend, (4, 5)), t(backend, (2,))
+    with raises(TypeError, "linear", "one dtype", "x (4, 5)", "float64", "w (2, 5)", "float32"):
+        ops.linear(f64, f32)
+    with raises(TypeError, "linear", "w (2, 5)", "float32", "b (2,)", "float64"):
+        ops.linear(f64.astype(f32.dtype), f32, b64)
+    ints = Tensor(backend.asarray(np.ones((4, 5), np.int64)))
+    with raises(TypeError, "linear", "real floating", "x (4, 5)", "int64", "w (4, 5)", "int64"):
+        ops.linear(ints, ints)
+
+
 def test_cross_entropy_rejects_bad_targets(backend: Backend) -> None:
     logits = t(backend, (2, 3))
     with raises(IndexError, "cross_entropy", "[0, 3)", "max 3"):
@@ -94,6 +106,12 @@ def test_dropout_p_outside_zero_one(backend: Backend, p: float) -> None:
         ops.dropout(t(backend, (3,)), p, np.random.default_rng(0))
 
 
+@pytest.mark.parametrize("rng", [None, 0, np.random.RandomState(0)])
+def test_dropout_needs_a_generator(backend: Backend, rng: Any) -> None:
+    with raises(TypeError, "dropout", "numpy.random.Generator", type(rng).__name__):
+        ops.dropout(t(backend, (3,)), 0.5, rng)
+
+
 def test_getitem_rejects_what_it_does_not_support(backend: Backend) -> None:
     x = t(backend, (3, 4))
     with raises(IndexError, "getitem", "out of range", "(3, 4)"):
@@ -142,3 +160,9 @@ def test_attention_checks_shapes_and_mask(backend: Backend) -> None:
         ops.scaled_dot_product_attention(q, k, v, mask=np.ones((2, 3)))
     with raises(ValueError, "scaled_dot_product_attention", "(2, 2)", "(2, 3)"):
         ops.scaled_dot_product_attention(q, k, v, mask=np.ones((2, 2), bool))
+
+
+def test_causal_attention_needs_as_many_queries_as_keys(backend: Backend) -> None:
+    q, k = t(backend, (2, 3, 4)), t(backend, (2, 5, 4))
+    with raises(ValueError, "scaled_dot_product_attention", "causal", "Lq == Lk", "(2, 3, 4)", "(2, 5, 4)"):
+        ops.scaled_dot_product_attention(q, k, k, causal=True)

@@ -45,7 +45,7 @@ def scaled_dot_product_attention(
     mask : boolean array, optional
         Broadcastable to (..., Lq, Lk); True means "may attend".
     causal : bool
-        Also forbid query i to see keys j > i.
+        Also forbid query i to see keys j > i; needs Lq == Lk (ValueError otherwise).
 
     Returns
     -------
@@ -58,6 +58,10 @@ def scaled_dot_product_attention(
             f"got q {q.shape}, k {k.shape}, v {v.shape}"
         )
     lq, lk = q.shape[-2], k.shape[-2]
+    if causal and lq != lk:
+        raise ValueError(
+            f"scaled_dot_product_attention: causal=True needs Lq == Lk, got q {q.shape} and k {k.shape}"
+        )
     scores = mul(matmul(q, swapaxes(k, -1, -2)), 1.0 / math.sqrt(q.shape[-1]))
     allowed = None
     if mask is not None:

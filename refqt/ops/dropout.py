@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from refqt.autodiff import Context, Function
 from refqt.backend import backend_of, namespace
 from refqt.tensor import Tensor, as_tensor
@@ -35,12 +37,20 @@ class Dropout(Function):
 def dropout(x: Tensor, p: float, rng: Any, training: bool = True) -> Tensor:
     """Inverted dropout of ``x`` with drop probability ``p`` in [0, 1), mask drawn from ``rng``.
 
-    ``rng`` is a ``numpy.random.Generator`` (or a CuPy generator on the GPU).
-    With ``training=False`` or ``p == 0`` the input is returned unchanged.
+    ``rng`` is a ``numpy.random.Generator`` (or a CuPy generator on the GPU);
+    anything else is a TypeError, even in evaluation (only ``p == 0`` needs no
+    generator). With ``training=False`` or ``p == 0`` the input is returned unchanged.
     """
     x = as_tensor(x)
     if not 0.0 <= p < 1.0:
         raise ValueError(f"dropout: p must lie in [0, 1), got {p}")
+    native = x.backend.native  # numpy or cupy; None on array_api_strict
+    generators = (np.random.Generator,) if native is None else (np.random.Generator, native.random.Generator)
+    if p > 0.0 and not isinstance(rng, generators):
+        raise TypeError(
+            f"dropout: rng must be a numpy.random.Generator (np.random.default_rng(seed)), "
+            f"got {type(rng).__name__}"
+        )
     if not training or p == 0.0:
         return x
     return Dropout.apply(x, p=p, rng=rng)

@@ -111,16 +111,34 @@ class Linear(Function):
         return grads
 
 
+def check_linear_dtypes(x: Tensor, w: Tensor, b: Tensor | None) -> None:
+    """TypeError naming linear unless x, w (and b) are real floating arrays of one dtype.
+
+    Mixed dtypes would silently promote (a float32 weight would come back from
+    an optimiser step as float64), so they are an error: cast explicitly.
+    """
+    operands = {"x": x, "w": w} if b is None else {"x": x, "w": w, "b": b}
+    xp = namespace(w.data)
+    floating = all(xp.isdtype(t.dtype, "real floating") for t in operands.values())
+    if not floating or len({t.dtype for t in operands.values()}) > 1:
+        got = ", ".join(f"{name} {t.shape} {t.dtype}" for name, t in operands.items())
+        raise TypeError(f"linear: expected real floating x, w and b of one dtype, got {got}; cast explicitly")
+
+
 def linear(x: Tensor, w: Tensor, b: Tensor | None = None) -> Tensor:
-    """Affine map ``x @ w.T + b``: x (..., in), w (out, in), b (out,) or None -> (..., out)."""
+    """Affine map ``x @ w.T + b``: x (..., in), w (out, in), b (out,) or None -> (..., out).
+
+    x, w and b must share one real floating dtype (TypeError otherwise: no silent promotion).
+    """
     x, w = as_tensor(x), as_tensor(w)
+    b = None if b is None else as_tensor(b)
+    check_linear_dtypes(x, w, b)
     if w.ndim != 2 or x.ndim < 1 or x.shape[-1] != w.shape[1]:
         raise ValueError(
             f"linear: x {x.shape} and w {w.shape} do not fit: expected x (..., in) and w (out, in)"
         )
     if b is None:
         return Linear.apply(x, w)
-    b = as_tensor(b)
     if b.shape != (w.shape[0],):
         raise ValueError(f"linear: bias of shape {b.shape}, expected ({w.shape[0]},) for w {w.shape}")
     return Linear.apply(x, w, b)
