@@ -10,6 +10,7 @@ from refqt.autodiff import no_grad
 from refqt.backend import get_backend
 from refqt.data import iterate_batches, load_digits, train_test_split
 from refqt.gradcheck import adjoint_test, check_vjp, module_as_function
+from refqt.models import SmallCNN
 from refqt.nn import init
 from refqt.optim import Adam
 from refqt.tensor import Tensor
@@ -200,6 +201,90 @@ def test_layers_reject_wrong_input_shapes(rng):
         )
     with pytest.raises(ValueError, match="Dropout"):
         nn.Dropout(0.5, None)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.int64, np.bool_])
+def test_linear_rejects_an_input_of_another_dtype(rng, dtype):
+    """float64 into a float32 layer would promote, and an SGD step would turn the weight float64."""
+    layer = nn.Linear(4, 3, rng=rng)
+    with pytest.raises(
+        TypeError, match=rf"linear: .*one dtype.*x \(2, 4\) {np.dtype(dtype)}.*w \(3, 4\) float32"
+    ):
+        layer(Tensor(np.ones((2, 4), dtype)))
+    layer.fqt = RecordingFQT()  # the check comes before the FQT hook too
+    with pytest.raises(TypeError, match="linear"):
+        layer(Tensor(np.ones((2, 4), dtype)))
+    assert layer.fqt.calls == []
+
+
+def test_flatten_and_small_cnn_take_an_empty_batch(backend, rng):
+    x = Tensor(backend.asarray(np.zeros((0, 16, 4, 4), np.float32)), requires_grad=True)
+    y = nn.Flatten()(x)
+    assert y.shape == (0, 256)
+    ops.sum(y).backward()
+    assert x.grad.shape == (0, 16, 4, 4)
+
+    model = SmallCNN(rng=rng).to(backend)
+    logits = model(Tensor(backend.asarray(np.zeros((0, 1, 8, 8), np.float32))))
+    assert logits.shape == (0, 10)
+    ops.sum(logits).backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and p.grad.shape == p.shape, name
+        assert not np.any(backend.to_numpy(p.grad)), name
+
+
+GEN = np.random.default_rng(0)
+BAD_LAYER_ARGS = [
+    # (build, exception, what the message must say)
+    (lambda: nn.Linear(0, 3, rng=GEN), ValueError, r"Linear: in_features must be an int >= 1, got 0"),
+    (lambda: nn.Linear(4, -1, rng=GEN), ValueError, r"Linear: out_features must be an int >= 1, got -1"),
+    (lambda: nn.Linear(2.5, 3, rng=GEN), TypeError, r"Linear: in_features must be an int >= 1, got 2.5"),
+    (lambda: nn.Linear(True, 3, rng=GEN), TypeError, r"Linear: in_features must be an int >= 1, got True"),
+    (lambda: nn.Linear(4, 3, rng=None), TypeError, r"Linear: rng must be a numpy.random.Generator"),
+    (lambda: nn.Linear(4, 3, rng=GEN, dtype=np.int64), TypeError, r"Linear: dtype must be a real floating"),
+    (lambda: nn.Conv2d(0, 2, 3, rng=GEN), ValueError, r"Conv2d: in_channels must be an int >= 1"),
+    (lambda: nn.Conv2d(1, 2.0, 3, rng=GEN), TypeError, r"Conv2d: out_channels must be an int >= 1"),
+    (lambda: nn.Conv2d(1, 2, (3,), rng=GEN), TypeError, r"Conv2d: kernel_size must be an int or a pair"),
+    (lambda: nn.Conv2d(1, 2, 2.0, rng=GEN), TypeError, r"Conv2d: kernel_size must be an int or a pair"),
+    (lambda: nn.Conv2d(1, 2, (3, 0), rng=GEN), ValueError, r"Conv2d: kernel_size must be >= 1"),
+    (lambda: nn.Conv2d(1, 2, 3, stride=0, rng=GEN), ValueError, r"Conv2d: stride must be >= 1"),
+    (lambda: nn.Conv2d(1, 2, 3, padding=(1, -1), rng=GEN), ValueError, r"Conv2d: padding must be >= 0"),
+    (lambda: nn.Conv2d(1, 2, 3, stride=(1, 2, 1), rng=GEN), TypeError, r"Conv2d: stride must be an int or"),
+    (lambda: nn.Conv2d(1, 2, 3, rng=None), TypeError, r"Conv2d: rng must be a numpy.random.Generator"),
+    (lambda: nn.MultiHeadAttention(0, 2, rng=GEN), ValueError, r"MultiHeadAttention: embed_dim must be"),
+    (lambda: nn.MultiHeadAttention(8, 0, rng=GEN), ValueError, r"MultiHeadAttention: num_heads must be"),
+    (lambda: nn.MultiHeadAttention(8, 2, rng=None), TypeError, r"MultiHeadAttention: rng must be a numpy"),
+    (lambda: nn.BatchNorm1d(0), ValueError, r"BatchNorm1d: num_features must be an int >= 1"),
+    (lambda: nn.BatchNorm2d(3, momentum=1.5), ValueError, r"BatchNorm2d: momentum must lie in \[0, 1\]"),
+    (lambda: nn.BatchNorm2d(3, eps=0.0), ValueError, r"BatchNorm2d: eps must be > 0"),
+    (lambda: nn.BatchNorm1d(3, dtype=np.int32), TypeError, r"BatchNorm1d: dtype must be a real floating"),
+    (lambda: nn.LayerNorm(-2), ValueError, r"LayerNorm: normalized_shape must be an int >= 1"),
+    (lambda: nn.LayerNorm(4, eps="1e-5"), TypeError, r"LayerNorm: eps must be a real number"),
+    (lambda: nn.Embedding(0, 3, rng=GEN), ValueError, r"Embedding: num_embeddings must be an int >= 1"),
+    (lambda: nn.Embedding(5, 0, rng=GEN), ValueError, r"Embedding: embedding_dim must be an int >= 1"),
+    (lambda: nn.Embedding(5, 3, rng=None), TypeError, r"Embedding: rng must be a numpy.random.Generator"),
+    (lambda: nn.Dropout(0.5, 7), TypeError, r"Dropout\(p=0.5\): rng must be a numpy.random.Generator"),
+    (lambda: nn.TransformerEncoderLayer(8, 2, 16, rng=None), TypeError, r"TransformerEncoderLayer: rng"),
+]
+
+
+@pytest.mark.parametrize(("build", "exc", "message"), BAD_LAYER_ARGS)
+def test_layer_constructors_check_their_arguments(build, exc, message):
+    with pytest.raises(exc, match=message):
+        build()
+
+
+def test_multi_head_attention_checks_causal_and_mask_with_a_short_name(rng):
+    mha = nn.MultiHeadAttention(8, 2, rng=rng)
+    q, k = Tensor(np.ones((1, 3, 8), np.float32)), Tensor(np.ones((1, 4, 8), np.float32))
+    short = r"^MultiHeadAttention\(embed_dim=8, num_heads=2\): "
+    with pytest.raises(ValueError, match=short + r"causal=True needs .*Lq == Lk.*\(1, 3, 8\).*\(1, 4, 8\)"):
+        mha(q, k, causal=True)
+    with pytest.raises(TypeError, match=short + "key_padding_mask must be boolean, got dtype float64"):
+        mha(q, k, key_padding_mask=np.zeros((1, 4)))
+    with pytest.raises(ValueError, match=short + r"query must have shape \(N, L, 8\)"):
+        mha(Tensor(np.ones((1, 3, 7), np.float32)))
+    assert mha(q, k, key_padding_mask=np.zeros((1, 4), bool)).shape == (1, 3, 8)
 
 
 # -- the FQT hook ------------------------------------------------------------------------------

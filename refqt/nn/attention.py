@@ -22,6 +22,7 @@ import numpy as np
 
 from refqt import ops
 from refqt.backend import namespace
+from refqt.nn import checks
 from refqt.nn.linear import Linear
 from refqt.nn.module import Module
 from refqt.tensor import Tensor
@@ -60,6 +61,10 @@ class MultiHeadAttention(Module):
         dtype: Any = np.float32,
     ):
         super().__init__()
+        checks.int_at_least("MultiHeadAttention", "embed_dim", embed_dim)
+        checks.int_at_least("MultiHeadAttention", "num_heads", num_heads)
+        checks.generator("MultiHeadAttention", rng)
+        checks.float_dtype("MultiHeadAttention", dtype)
         if embed_dim % num_heads != 0:
             raise ValueError(
                 f"MultiHeadAttention: embed_dim {embed_dim} is not divisible by num_heads {num_heads}"
@@ -108,23 +113,30 @@ class MultiHeadAttention(Module):
         """
         key = query if key is None else key
         value = key if value is None else value
-        for name, t in (("query", query), ("key", key), ("value", value)):
+        name = f"MultiHeadAttention(embed_dim={self.embed_dim}, num_heads={self.num_heads})"
+        for arg, t in (("query", query), ("key", key), ("value", value)):
             if t.ndim != 3 or t.shape[-1] != self.embed_dim:
                 raise ValueError(
-                    f"{self!r}: {name} must have shape (N, L, {self.embed_dim}), got {tuple(t.shape)}"
+                    f"{name}: {arg} must have shape (N, L, {self.embed_dim}), got {tuple(t.shape)}"
                 )
         if key.shape[:2] != value.shape[:2] or key.shape[0] != query.shape[0]:
             raise ValueError(
-                f"{self!r}: query {query.shape}, key {key.shape} and value {value.shape} "
-                "do not match in N / Lk"
+                f"{name}: query {query.shape}, key {key.shape} and value {value.shape} do not match in N / Lk"
+            )
+        if causal and query.shape[1] != key.shape[1]:
+            raise ValueError(
+                f"{name}: causal=True needs as many queries as keys (Lq == Lk), "
+                f"got query {query.shape} and key {key.shape}"
             )
         mask = None
         if key_padding_mask is not None:
             pad = _raw(key_padding_mask)
             if tuple(pad.shape) != key.shape[:2]:
                 raise ValueError(
-                    f"{self!r}: key_padding_mask must have shape {key.shape[:2]}, got {tuple(pad.shape)}"
+                    f"{name}: key_padding_mask must have shape {key.shape[:2]}, got {tuple(pad.shape)}"
                 )
+            if "bool" not in str(pad.dtype):
+                raise TypeError(f"{name}: key_padding_mask must be boolean, got dtype {pad.dtype}")
             xp = namespace(pad)
             mask = xp.reshape(xp.logical_not(pad), (key.shape[0], 1, 1, key.shape[1]))
         q = self._split_heads(self.q_proj(query))

@@ -8,14 +8,20 @@ from typing import Any
 import numpy as np
 
 from refqt import ops
-from refqt.nn import init
+from refqt.nn import checks, init
 from refqt.nn.linear import WeightInit
 from refqt.nn.module import Module, Parameter
 from refqt.tensor import Tensor
 
 
-def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
-    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+def _pair(name: str, v: Any, minimum: int) -> tuple[int, int]:
+    """``v``, an int or a pair of ints each ≥ ``minimum``, as a pair; else an error naming Conv2d."""
+    pair = tuple(v) if isinstance(v, tuple | list) else (v, v)
+    if len(pair) != 2 or not all(checks.is_int(a) for a in pair):
+        raise TypeError(f"Conv2d: {name} must be an int or a pair of ints, got {v!r}")
+    if min(pair) < minimum:
+        raise ValueError(f"Conv2d: {name} must be >= {minimum}, got {v!r}")
+    return (int(pair[0]), int(pair[1]))
 
 
 class Conv2d(Module):
@@ -30,8 +36,8 @@ class Conv2d(Module):
     in_channels, out_channels : int
         C and F.
     kernel_size : int or (kh, kw)
-    stride, padding : int
-        Passed to :func:`refqt.ops.conv2d`.
+    stride, padding : int or (vertical, horizontal)
+        Passed to :func:`refqt.ops.conv2d`; stride ≥ 1, padding ≥ 0.
     bias : bool
     rng : numpy.random.Generator
         Source of the initial weights.
@@ -54,8 +60,8 @@ class Conv2d(Module):
         in_channels: int,
         out_channels: int,
         kernel_size: int | tuple[int, int],
-        stride: int = 1,
-        padding: int = 0,
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] = 0,
         bias: bool = True,
         *,
         rng: np.random.Generator,
@@ -63,11 +69,15 @@ class Conv2d(Module):
         weight_init: WeightInit | None = None,
     ):
         super().__init__()
-        self.in_channels = in_channels
-        self.out_channels = out_channels
-        self.kernel_size = _pair(kernel_size)
+        self.in_channels = checks.int_at_least("Conv2d", "in_channels", in_channels)
+        self.out_channels = checks.int_at_least("Conv2d", "out_channels", out_channels)
+        self.kernel_size = _pair("kernel_size", kernel_size, 1)
+        _pair("stride", stride, 1)
+        _pair("padding", padding, 0)
         self.stride = stride
         self.padding = padding
+        checks.generator("Conv2d", rng)
+        dtype = checks.float_dtype("Conv2d", dtype)
         shape = (out_channels, in_channels, *self.kernel_size)
         bound = 1.0 / math.sqrt(init.fans(shape)[0])
         if weight_init is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from refqt import ops
+from refqt.nn import checks
 from refqt.nn.module import Module
 from refqt.tensor import Tensor
 
@@ -28,6 +29,8 @@ class Dropout(Module):
             raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
         if p > 0.0 and rng is None:
             raise ValueError(f"Dropout(p={p}) needs a numpy Generator to draw its masks from")
+        if rng is not None:
+            checks.generator(f"Dropout(p={p})", rng)
         self.p = p
         self.rng = rng
 

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from refqt import ops
+from refqt.nn import checks
 from refqt.nn.module import Module, Parameter
 from refqt.tensor import Tensor
 
@@ -23,8 +24,10 @@ class Embedding(Module):
         self, num_embeddings: int, embedding_dim: int, *, rng: np.random.Generator, dtype: Any = np.float32
     ):
         super().__init__()
-        self.num_embeddings = num_embeddings
-        self.embedding_dim = embedding_dim
+        self.num_embeddings = checks.int_at_least("Embedding", "num_embeddings", num_embeddings)
+        self.embedding_dim = checks.int_at_least("Embedding", "embedding_dim", embedding_dim)
+        checks.generator("Embedding", rng)
+        dtype = checks.float_dtype("Embedding", dtype)
         self.weight = Parameter(rng.standard_normal((num_embeddings, embedding_dim)).astype(dtype))
 
     def forward(self, ids: Any) -> Tensor:

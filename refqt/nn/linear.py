@@ -9,8 +9,9 @@ from typing import Any
 import numpy as np
 
 from refqt import ops
-from refqt.nn import init
+from refqt.nn import checks, init
 from refqt.nn.module import Module, Parameter
+from refqt.ops.linalg import check_linear_dtypes
 from refqt.tensor import Tensor
 
 # weight_init(shape, rng, dtype=dtype) -> host array, e.g. refqt.nn.init.kaiming_normal
@@ -57,8 +58,10 @@ class Linear(Module):
         weight_init: WeightInit | None = None,
     ):
         super().__init__()
-        self.in_features = in_features
-        self.out_features = out_features
+        self.in_features = checks.int_at_least("Linear", "in_features", in_features)
+        self.out_features = checks.int_at_least("Linear", "out_features", out_features)
+        checks.generator("Linear", rng)
+        dtype = checks.float_dtype("Linear", dtype)
         shape = (out_features, in_features)
         bound = 1.0 / math.sqrt(in_features)
         if weight_init is None:
@@ -74,6 +77,7 @@ class Linear(Module):
             raise ValueError(
                 f"{self!r}: expected input of shape (..., {self.in_features}), got shape {tuple(x.shape)}"
             )
+        check_linear_dtypes(x, self.weight, self.bias)  # before the FQT hook too: no silent promotion
         if self.fqt is not None:
             return self.fqt.linear(x, self.weight, self.bias)
         return ops.linear(x, self.weight, self.bias)

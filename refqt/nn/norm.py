@@ -13,8 +13,23 @@ from typing import Any
 import numpy as np
 
 from refqt import ops
+from refqt.nn import checks
 from refqt.nn.module import Module, Parameter
 from refqt.tensor import Tensor
+
+
+def _number(layer: str, name: str, value: Any) -> float:
+    """``value`` as a float; TypeError naming the layer unless it is a real number (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise TypeError(f"{layer}: {name} must be a real number, got {value!r}")
+    return float(value)
+
+
+def _eps(layer: str, eps: Any) -> float:
+    """``eps`` if it is a number > 0 (it keeps ``1/√(var + eps)`` finite)."""
+    if not _number(layer, "eps", eps) > 0:
+        raise ValueError(f"{layer}: eps must be > 0, got {eps}")
+    return float(eps)
 
 
 class _BatchNorm(Module):
@@ -27,9 +42,13 @@ class _BatchNorm(Module):
         self, num_features: int, momentum: float = 0.1, eps: float = 1e-5, *, dtype: Any = np.float32
     ):
         super().__init__()
-        self.num_features = num_features
+        layer = type(self).__name__
+        self.num_features = checks.int_at_least(layer, "num_features", num_features)
+        if not 0 <= _number(layer, "momentum", momentum) <= 1:
+            raise ValueError(f"{layer}: momentum must lie in [0, 1], got {momentum}")
         self.momentum = momentum
-        self.eps = eps
+        self.eps = _eps(layer, eps)
+        dtype = checks.float_dtype(layer, dtype)
         self.weight = Parameter(np.ones(num_features, dtype=dtype))
         self.bias = Parameter(np.zeros(num_features, dtype=dtype))
         self.register_buffer("running_mean", np.zeros(num_features, dtype=dtype))
@@ -94,8 +113,9 @@ class LayerNorm(Module):
 
     def __init__(self, normalized_shape: int, eps: float = 1e-5, *, dtype: Any = np.float32):
         super().__init__()
-        self.normalized_shape = normalized_shape
-        self.eps = eps
+        self.normalized_shape = checks.int_at_least("LayerNorm", "normalized_shape", normalized_shape)
+        self.eps = _eps("LayerNorm", eps)
+        dtype = checks.float_dtype("LayerNorm", dtype)
         self.weight = Parameter(np.ones(normalized_shape, dtype=dtype))
         self.bias = Parameter(np.zeros(normalized_shape, dtype=dtype))
 
