@@ -133,3 +133,15 @@ def test_column_ranges_equal_numpy(shape):
     mins, maxs = fast.column_ranges(x)
     np.testing.assert_array_equal(mins, x.min(axis=0))
     np.testing.assert_array_equal(maxs, x.max(axis=0))
+
+
+@pytest.mark.parametrize("shape", [(5, 3, 4, 4), (3, 2, 9, 9), (4, 6)])
+def test_psq_channel_ranges_by_either_order(shape):
+    """Short channels (S ≤ 64) are reduced over samples first, long ones per (sample, channel) row first."""
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    q = PSQ(8, axis="channel")
+    mins, maxs = q._channel_ranges(x.reshape(shape[0], -1), True, shape)
+    axes = (0, *range(2, len(shape)))
+    np.testing.assert_array_equal(mins, x.min(axis=axes))
+    np.testing.assert_array_equal(maxs, x.max(axis=axes))
+    np.testing.assert_array_equal(q(x, np.random.default_rng(1)), q.reference(x, np.random.default_rng(1)))

@@ -110,7 +110,8 @@ def quant_benchmark(
             apply_transform_fast(t, y2, y2, inverse=True)
 
         apply_s = _best(apply, repeats)
-        channel_range_s = _best(lambda: quant_fast.column_ranges(x2), repeats)  # PSQ per channel, step 1
+        psq_channel = PSQ(bits, axis="channel")
+        channel_range_s = _best(lambda: psq_channel._channel_ranges(x2, True, shape), repeats)
         out = np.empty_like(x)
         figures["floor"] = _floor(x, out, repeats)
         for q in (PTQ(bits), PSQ(bits), BHQ(bits), PerSampleShift(bits), PSQ(bits, axis="channel")):

@@ -24,6 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 from refqt.backend import backend_of
+from refqt.quant import fast
 from refqt.quant.base import GradientQuantizer
 from refqt.quant.checks import work_dtype
 from refqt.quant.grid import AffineGrid, minmax_grid
@@ -72,11 +73,18 @@ class PSQ(GradientQuantizer):
     def _channel_ranges(self, y2: Any, fast_path: bool, shape: tuple[int, ...]) -> tuple[Any, Any]:
         """Per-channel ``(min, max)`` of the (N, C·S) rows ``y2``, each (C,).
 
-        First over the samples (a column reduction of the (N, C·S) matrix, which
-        combines whole rows), then over each channel's S positions.
+        Min and max are exact in any order, so the order is chosen for speed:
+        with long channels (S > ``fast.SHORT_ROW``, e.g. 56×56) per (sample,
+        channel) row first, then over the samples (rebuttal layer: 10 ms
+        against 13 ms); with short ones (8×8 digits) over the samples first, a
+        column reduction that combines whole rows, then over each channel's S
+        positions (no transposed copy of short rows).
         """
         xp = backend_of(y2).xp
-        _, c, s = channel_layout(shape)
+        n, c, s = channel_layout(shape)
+        if s > fast.SHORT_ROW:
+            mins, maxs = self._ranges(xp.reshape(y2, (n * c, s)), fast_path, axis=1)  # per (sample, channel)
+            return xp.min(xp.reshape(mins, (n, c)), axis=0), xp.max(xp.reshape(maxs, (n, c)), axis=0)
         mins, maxs = self._ranges(y2, fast_path, axis=0)  # (C·S,): per (channel, position)
         if s == 1:
             return mins, maxs
