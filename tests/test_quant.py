@@ -389,6 +389,25 @@ def test_out_argument_must_fit():
             q(x, np.random.default_rng(0), out=bad)
 
 
+@pytest.mark.parametrize("make", QUANTIZERS, ids=IDS)
+def test_non_arrays_and_wrong_generators_name_the_quantizer(make):
+    from refqt import Tensor
+
+    q, x, rng = make(4), np.ones((2, 3)), np.random.default_rng(0)
+    name = type(q).__name__
+    with pytest.raises(TypeError, match=rf"{name}\(bits=4.*expected a NumPy, CuPy or array_api_strict array"):
+        q([[1.0, 2.0]], rng)
+    with pytest.raises(TypeError, match=r"got Tensor \(a refqt Tensor: pass tensor.data\)"):
+        q(Tensor(x), rng)
+    for bad in (None, 3, np.random.RandomState(0)):
+        with pytest.raises(TypeError, match=rf"{name}\(bits=4.*rng must be a numpy.random.Generator"):
+            q(x, bad)
+    with pytest.raises(ValueError, match=r"out= must be a contiguous array like x .* \(not an array\)"):
+        q(x, rng, out=[[0.0] * 3] * 2)
+    with pytest.raises(TypeError, match=r"quantize_forward\(bits=8.*got list"):
+        quantize_forward([[1.0, 2.0]])
+
+
 def test_noise_arguments_checked():
     q, x = PSQ(4), np.ones((2, 3))
     for samples in (0, -1, 2.5, True):

@@ -28,9 +28,16 @@ from typing import Any
 
 import numpy as np
 
-from refqt.backend import Backend, backend_of
+from refqt.backend import Backend, backend_of, is_array
 from refqt.quant import fast
-from refqt.quant.checks import as_rows, check_bits, check_finite_ranges, check_float_array, work_dtype
+from refqt.quant.checks import (
+    as_rows,
+    check_bits,
+    check_finite_ranges,
+    check_float_array,
+    check_generator,
+    work_dtype,
+)
 from refqt.quant.grid import AffineGrid
 from refqt.quant.rounding import NoiseStream, uniform_from_codes
 
@@ -129,6 +136,7 @@ class GradientQuantizer:
         draws (consumed one sample after the other). Working dtype, x's backend.
         """
         check_float_array(self.label, x)
+        check_generator(self.label, rng)
         if samples is not None and (
             isinstance(samples, bool) or not isinstance(samples, numbers.Integral) or samples < 1
         ):
@@ -185,6 +193,7 @@ class GradientQuantizer:
         allocating (and first touching) a fresh output.
         """
         check_float_array(self.label, x)
+        check_generator(self.label, rng)
         backend = backend_of(x)
         if out is not None:
             self._check_out(x, out)
@@ -201,14 +210,16 @@ class GradientQuantizer:
     def _check_out(self, x: Any, out: Any) -> None:
         """ValueError unless ``out`` can take the result: x's backend, shape, dtype (NumPy: contiguous)."""
         fits = (
-            backend_of(out).name == backend_of(x).name
+            is_array(out)
+            and backend_of(out).name == backend_of(x).name
             and tuple(out.shape) == tuple(x.shape)
             and out.dtype == x.dtype
         )
         if not fits or (isinstance(out, np.ndarray) and not out.flags.c_contiguous):
+            got = f"{tuple(out.shape)} {out.dtype}" if is_array(out) else "(not an array)"
             raise ValueError(
                 f"{self.label}: out= must be a contiguous array like x ({tuple(x.shape)} {x.dtype}); "
-                f"got {type(out).__name__} {tuple(out.shape)} {out.dtype}"
+                f"got {type(out).__name__} {got}"
             )
 
     def _fast(self, x: np.ndarray, rng: np.random.Generator, out: np.ndarray) -> np.ndarray:

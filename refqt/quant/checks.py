@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from refqt.backend import namespace
+from refqt.backend import is_array, namespace
 
 MAX_BITS = 16
 
@@ -23,12 +23,26 @@ def check_bits(owner: str, bits: Any) -> int:
 
 
 def check_float_array(owner: str, x: Any) -> None:
-    """TypeError unless ``x`` is a real floating array (float16/32/64)."""
+    """TypeError unless ``x`` is a real floating array (float16/32/64) of a known backend."""
+    if not is_array(x):
+        hint = " (a refqt Tensor: pass tensor.data)" if type(x).__name__ == "Tensor" else ""
+        raise TypeError(
+            f"{owner}: expected a NumPy, CuPy or array_api_strict array, got {type(x).__name__}{hint}"
+        )
     xp = namespace(x)
     if not xp.isdtype(x.dtype, "real floating"):
         raise TypeError(
             f"{owner}: expected a float16/float32/float64 array, "
             f"got dtype {x.dtype} of shape {tuple(x.shape)}"
+        )
+
+
+def check_generator(owner: str, rng: Any) -> None:
+    """TypeError unless ``rng`` is a ``numpy.random.Generator`` (the quantizers' noise source)."""
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(
+            f"{owner}: rng must be a numpy.random.Generator (np.random.default_rng(seed)), "
+            f"got {type(rng).__name__}"
         )
 
 

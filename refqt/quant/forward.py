@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from refqt.backend import backend_of
+from refqt.backend import backend_of, is_array
 from refqt.quant import fast
 from refqt.quant.checks import as_rows, check_bits, check_finite_range, check_float_array, work_dtype
 from refqt.quant.grid import AffineGrid, tensor_minmax_grid, zero_aligned_grid
@@ -49,7 +49,7 @@ def forward_grid(x: Any, bits: int = 8, kind: str = "affine") -> AffineGrid:
 
 def quantize_forward_reference(x: Any, bits: int = 8, kind: str = "affine") -> Any:
     """Plain array-API path of :func:`quantize_forward`."""
-    if x.size == 0:
+    if not is_array(x) or x.size == 0:
         _check_args(x, bits, kind)
         return x * 1
     grid = forward_grid(x, bits, kind)
@@ -71,8 +71,8 @@ def quantize_forward(x: Any, bits: int = 8, kind: str = "affine") -> Any:
     kind : {"affine", "zero_aligned"}
         Min/max grid, or the grid with 0 on it.
     """
-    if x.size == 0 or backend_of(x).name != "numpy":
-        return quantize_forward_reference(x, bits, kind)
+    if not is_array(x) or x.size == 0 or backend_of(x).name != "numpy":
+        return quantize_forward_reference(x, bits, kind)  # (which rejects a non-array clearly)
     grid = forward_grid(x, bits, kind)
     x2 = as_rows(x)
     out = np.empty(x.shape, dtype=x.dtype)
