@@ -14,7 +14,7 @@ conv layer look far slower (1.73-1.79x exact against 1.41-1.49x on its own,
 on a shared 2-core machine; most likely memory reuse between the modes'
 large arrays, not pinned down). Then the statistics' reuse of the forward
 pass: K = 32 gradient draws for one batch (one forward, K backward passes)
-against K full steps::
+against K full steps, in FQT and, for scale, in QAT (no gradient quantizer)::
 
     python -m refqt.benchmarks.training [--repeats 3] [--skip-layer]
 
@@ -71,8 +71,10 @@ def _layer_step_ms(config: QuantConfig, x: np.ndarray, g: np.ndarray, repeats: i
     return best_ms(step, repeats)
 
 
-def _draws_vs_steps_ms(batch: tuple[np.ndarray, np.ndarray], k: int, repeats: int) -> tuple[float, float]:
-    model = quantize(SmallCNN(rng=np.random.default_rng(0)), MODES["fqt-bhq5"])
+def _draws_vs_steps_ms(
+    batch: tuple[np.ndarray, np.ndarray], k: int, repeats: int, mode: str = "fqt-bhq5"
+) -> tuple[float, float]:
+    model = quantize(SmallCNN(rng=np.random.default_rng(0)), MODES[mode])
     opt = SGD(model.parameters(), lr=0.0, momentum=0.0)
 
     def draws() -> None:
@@ -106,6 +108,8 @@ def training_benchmark(repeats: int = 3, layer: bool = True, k: int = 32) -> dic
             }
         d, s = _draws_vs_steps_ms(batch, k, repeats)
         figures["draws_ms"], figures["steps_ms"] = d, s
+        # the same with no gradient quantizer: how much of a step the backward is by itself
+        figures["qat_draws_ms"], figures["qat_steps_ms"] = _draws_vs_steps_ms(batch, k, repeats, "qat")
     return figures
 
 
@@ -121,6 +125,11 @@ def format_report(f: dict[str, Any]) -> str:
         f"K = {k} gradient draws, one forward: {f['draws_ms']:.1f} ms vs {k} full steps "
         f"{f['steps_ms']:.1f} ms = {f['draws_ms'] / f['steps_ms']:.2f}×"
     )
+    if "qat_draws_ms" in f:
+        lines.append(
+            f"  the same in QAT (no gradient quantizer): {f['qat_draws_ms']:.1f} ms vs "
+            f"{f['qat_steps_ms']:.1f} ms = {f['qat_draws_ms'] / f['qat_steps_ms']:.2f}×"
+        )
     return "\n".join(lines)
 
 
