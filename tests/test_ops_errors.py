@@ -10,6 +10,7 @@ import pytest
 
 from refqt import ops
 from refqt.backend import Backend
+from refqt.ops.attention import causal_mask
 from refqt.tensor import Tensor
 
 
@@ -166,3 +167,89 @@ def test_causal_attention_needs_as_many_queries_as_keys(backend: Backend) -> Non
     q, k = t(backend, (2, 3, 4)), t(backend, (2, 5, 4))
     with raises(ValueError, "scaled_dot_product_attention", "causal", "Lq == Lk", "(2, 3, 4)", "(2, 5, 4)"):
         ops.scaled_dot_product_attention(q, k, k, causal=True)
+
+
+@pytest.mark.parametrize(
+    ("call", "parts"),
+    [
+        (lambda x: ops.mean(x), ("mean", "0 elements", "x (0, 3)", "axis None")),
+        (lambda x: ops.mean(x, axis=0), ("mean", "0 elements", "x (0, 3)", "axis 0")),
+        (lambda x: ops.max(x), ("max", "0 elements", "x (0, 3)", "axis None")),
+        (lambda x: ops.max(x, axis=(0,)), ("max", "0 elements", "x (0, 3)", "axis (0,)")),
+        (lambda x: ops.softmax(ops.swapaxes(x, 0, 1)), ("softmax", "0 elements", "x (3, 0)", "axis -1")),
+        (lambda x: ops.log_softmax(x, axis=0), ("log_softmax", "0 elements", "x (0, 3)", "axis 0")),
+    ],
+)
+def test_reductions_over_zero_elements_are_errors(
+    backend: Backend, call: Any, parts: tuple[str, ...]
+) -> None:
+    with raises(ValueError, *parts):
+        call(t(backend, (0, 3)))
+
+
+def test_reductions_of_empty_input_that_are_well_defined_still_work(backend: Backend) -> None:
+    x = t(backend, (0, 3))
+    assert float(ops.sum(x).numpy()) == 0.0
+    assert ops.mean(x, axis=1).shape == (0,)
+    assert ops.max(x, axis=1).shape == (0,)
+    assert ops.mean(x, axis=()).shape == (0, 3)
+    assert ops.softmax(x, axis=-1).shape == (0, 3)
+    assert ops.log_softmax(x, axis=1).shape == (0, 3)
+
+
+def test_attention_over_zero_keys_is_an_error(backend: Backend) -> None:
+    q, k = t(backend, (2, 3, 4)), t(backend, (2, 0, 4))
+    with raises(
+        ValueError, "scaled_dot_product_attention", "0 keys", "q (2, 3, 4)", "k (2, 0, 4)", "v (2, 0, 4)"
+    ):
+        ops.scaled_dot_product_attention(q, k, k)
+    no_queries = t(backend, (2, 0, 4))
+    assert ops.scaled_dot_product_attention(no_queries, q, q).shape == (2, 0, 4)
+
+
+def test_global_avg_pool_over_zero_pixels_is_an_error(backend: Backend) -> None:
+    with raises(ValueError, "global_avg_pool2d", "0 pixels", "(1, 1, 0, 0)", "axes (2, 3)"):
+        ops.global_avg_pool2d(t(backend, (1, 1, 0, 0)))
+    with raises(ValueError, "global_avg_pool2d", "0 pixels", "(1, 1, 2, 0)"):
+        ops.global_avg_pool2d(t(backend, (1, 1, 2, 0)))
+
+
+@pytest.mark.parametrize("axis", [1.0, [0], (0, 1.0), True, "0"])
+def test_axis_must_be_none_an_int_or_a_tuple_of_ints(backend: Backend, axis: Any) -> None:
+    for op in (ops.sum, ops.mean, ops.max, ops.var):
+        with raises(TypeError, op.__name__, "axis must be None, an int or a tuple of ints", repr(axis)):
+            op(t(backend, (2, 3)), axis=axis)
+    assert ops.sum(t(backend, (2, 3)), axis=np.int64(1)).shape == (2,)  # NumPy integers are ints
+
+
+def test_batch_norm_checks_the_running_statistics_shapes(backend: Backend) -> None:
+    x, gamma, beta = t(backend, (2, 3)), t(backend, (3,)), t(backend, (3,))
+    good, bad = backend.asarray(np.ones(3)), backend.asarray(np.ones(5))
+    for training in (False, True):
+        with raises(
+            ValueError, "batch_norm", "(2, 3)", "3 channels", "running_mean has shape (5,)", "expected (3,)"
+        ):
+            ops.batch_norm(x, gamma, beta, bad, good, training=training)
+        with raises(ValueError, "batch_norm", "(2, 3)", "running_var has shape (5,)", "expected (3,)"):
+            ops.batch_norm(x, gamma, beta, good, bad, training=training)
+    assert backend.to_numpy(good).tolist() == [1.0, 1.0, 1.0]  # nothing updated before the error
+    with raises(ValueError, "batch_norm", "(4, 0)", "0 channels"):
+        ops.batch_norm(t(backend, (4, 0)), t(backend, (0,)), t(backend, (0,)), None, None, training=True)
+
+
+def test_layer_norm_needs_an_axis_with_elements(backend: Backend) -> None:
+    with raises(ValueError, "layer_norm", "at least one axis", "shape ()"):
+        ops.layer_norm(t(backend, ()), t(backend, (1,)), t(backend, (1,)))
+    with raises(ValueError, "layer_norm", "0 elements", "x (2, 0)", "axis -1"):
+        ops.layer_norm(t(backend, (2, 0)), t(backend, (0,)), t(backend, (0,)))
+
+
+def test_cross_entropy_needs_at_least_one_class(backend: Backend) -> None:
+    with raises(ValueError, "cross_entropy", "(0, 0)", "0 classes"):
+        ops.cross_entropy(t(backend, (0, 0)), np.zeros(0, np.int64))
+
+
+def test_causal_mask_needs_equal_lengths(backend: Backend) -> None:
+    with raises(ValueError, "causal_mask", "lq == lk", "lq=2, lk=3"):
+        causal_mask(backend, 2, 3)
+    assert backend.to_numpy(causal_mask(backend, 2, 2)).tolist() == [[True, False], [True, True]]

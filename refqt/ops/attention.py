@@ -26,7 +26,14 @@ from refqt.tensor import Tensor, as_tensor
 
 
 def causal_mask(backend: Backend, lq: int, lk: int) -> Any:
-    """Boolean (lq, lk) array of ``backend``, True where key j ≤ query i (top-left aligned, like ``tril``)."""
+    """Boolean (lq, lk) array of ``backend``, True where key j ≤ query i (``tril``).
+
+    Needs ``lq == lk`` (ValueError otherwise), as causal attention does: with
+    more keys than queries it is ambiguous whether the queries line up with
+    the first or the last keys.
+    """
+    if lq != lk:
+        raise ValueError(f"causal_mask: needs as many queries as keys (lq == lk), got lq={lq}, lk={lk}")
     xp = backend.xp
     return xp.arange(lk)[None, :] <= xp.arange(lq)[:, None]
 
@@ -47,6 +54,8 @@ def scaled_dot_product_attention(
     causal : bool
         Also forbid query i to see keys j > i; needs Lq == Lk (ValueError otherwise).
 
+    Lk = 0 (no keys) is a ValueError: the softmax over keys would be over 0 elements.
+
     Returns
     -------
     Tensor (..., Lq, dv)
@@ -58,6 +67,11 @@ def scaled_dot_product_attention(
             f"got q {q.shape}, k {k.shape}, v {v.shape}"
         )
     lq, lk = q.shape[-2], k.shape[-2]
+    if lk == 0:
+        raise ValueError(
+            f"scaled_dot_product_attention: cannot attend over 0 keys (the softmax over axis -1 of the "
+            f"scores would be over Lk = 0 elements); got q {q.shape}, k {k.shape}, v {v.shape}"
+        )
     if causal and lq != lk:
         raise ValueError(
             f"scaled_dot_product_attention: causal=True needs Lq == Lk, got q {q.shape} and k {k.shape}"

@@ -106,6 +106,8 @@ def cross_entropy(
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must lie in [0, 1], got {label_smoothing}")
     n_classes = logits.shape[-1]
+    if n_classes == 0:
+        raise ValueError(f"cross_entropy: logits of shape {logits.shape} have 0 classes; expected at least 1")
     bad = (target < 0) | (target >= n_classes)
     if ignore_index is not None:
         bad = bad & (target != ignore_index)

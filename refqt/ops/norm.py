@@ -163,15 +163,23 @@ class LayerNorm(Function):
         return g_x, g_gamma, g_beta
 
 
-def _check_batch_norm(x: Tensor, gamma: Tensor, beta: Tensor) -> None:
+def _check_batch_norm(x: Tensor, gamma: Tensor, beta: Tensor, running_mean: Any, running_var: Any) -> None:
     if x.ndim not in (2, 4):
         raise ValueError(f"BatchNorm: expected input (N, C) or (N, C, H, W), got shape {x.shape}")
     c = x.shape[1]
+    if c == 0:
+        raise ValueError(f"batch_norm: input of shape {x.shape} has 0 channels; expected at least 1")
     if gamma.shape != (c,) or beta.shape != (c,):
         raise ValueError(
             f"BatchNorm: input of shape {x.shape} has {c} channels but gamma has shape {gamma.shape} "
             f"and beta {beta.shape}; expected ({c},)"
         )
+    for name, stat in (("running_mean", running_mean), ("running_var", running_var)):
+        if stat is not None and tuple(stat.shape) != (c,):
+            raise ValueError(
+                f"batch_norm: input of shape {x.shape} has {c} channels but {name} has shape "
+                f"{tuple(stat.shape)}; expected ({c},)"
+            )
 
 
 def batch_norm(
@@ -216,13 +224,14 @@ def batch_norm(
     Raises
     ------
     ValueError
-        For a shape that is not (N, C) / (N, C, H, W), γ or β of the wrong
-        size, or training on a single value per channel (e.g. (1, C)), where
-        the batch variance is zero and the output meaningless.
+        For a shape that is not (N, C) / (N, C, H, W), no channels (C = 0),
+        γ, β or a running statistic of the wrong size, or training on a
+        single value per channel (e.g. (1, C)), where the batch variance is
+        zero and the output meaningless.
     """
     x = as_tensor(x)
     gamma, beta = as_tensor(gamma, like=x), as_tensor(beta, like=x)
-    _check_batch_norm(x, gamma, beta)
+    _check_batch_norm(x, gamma, beta, running_mean, running_var)
     if not training:
         if running_mean is None or running_var is None:
             raise ValueError("BatchNorm: evaluation mode needs running_mean and running_var")
@@ -240,13 +249,17 @@ def batch_norm(
 def layer_norm(x: Tensor, gamma: Tensor, beta: Tensor, eps: float = 1e-5) -> Tensor:
     """Layer normalisation over the last axis.
 
-    Shapes: x (..., D), gamma and beta (D,) -> (..., D). See :class:`LayerNorm`
-    for the math.
+    Shapes: x (..., D), gamma and beta (D,) -> (..., D), with D ≥ 1 (ValueError
+    for a 0-d x or D = 0). See :class:`LayerNorm` for the math.
     """
     x = as_tensor(x)
     gamma, beta = as_tensor(gamma, like=x), as_tensor(beta, like=x)
-    d = x.shape[-1] if x.ndim else None
-    if d is None or gamma.shape != (d,) or beta.shape != (d,):
+    if x.ndim == 0:
+        raise ValueError(f"layer_norm: needs at least one axis to normalise over, got x of shape {x.shape}")
+    d = x.shape[-1]
+    if d == 0:
+        raise ValueError(f"layer_norm: cannot normalise over 0 elements (x {x.shape}, axis -1)")
+    if gamma.shape != (d,) or beta.shape != (d,):
         raise ValueError(
             f"layer_norm: input of shape {x.shape} normalises over its last axis, so gamma and beta "
             f"must have shape ({d},); got {gamma.shape} and {beta.shape}"

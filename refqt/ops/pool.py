@@ -10,7 +10,8 @@ of the ``kh·kw`` taps of the window is one strided slice of the padded input
 * avg:  ``out = (1 / kh·kw) Σ_k tap_k`` with zero padding counted in the
   divisor (PyTorch's ``count_include_pad=True``); ``g_x`` gets ``g / (kh·kw)``
   on every tap.
-* global average: ``out[n, c] = mean over H, W``; ``g_x = g / (H·W)`` everywhere.
+* global average: ``out[n, c] = mean over H, W``; ``g_x = g / (H·W)`` everywhere
+  (H·W = 0 is a ValueError).
 """
 
 from __future__ import annotations
@@ -120,6 +121,10 @@ class GlobalAvgPool2d(Function):
         xp = namespace(x)
         if not xp.isdtype(x.dtype, "real floating"):
             raise TypeError(f"global_avg_pool2d: expected a floating-point x, got dtype {x.dtype}")
+        if x.shape[2] * x.shape[3] == 0:
+            raise ValueError(
+                f"global_avg_pool2d: cannot average over 0 pixels (x {tuple(x.shape)}, axes (2, 3))"
+            )
         ctx.save_for_backward(tuple(x.shape))
         return xp.mean(x, axis=(2, 3))
 

@@ -5,12 +5,18 @@ reduced axes (or with them kept as size 1, ``keepdims=True``). Its VJP first
 puts the reduced axes back as size 1 and then broadcasts ``g`` over them
 (:func:`expand_to`): each input element receives the cotangent of the output
 element it was reduced into, times the local derivative.
+
+A mean or maximum over 0 elements has no value: ValueError naming the op, the
+shape and the axis (a sum over 0 elements is 0; an empty *result*, such as
+the mean over axis 1 of a (0, 3) array, is fine).
 """
 
 from __future__ import annotations
 
 import math
 from typing import Any
+
+import numpy as np
 
 from refqt.autodiff import Context, Function
 from refqt.backend import namespace
@@ -22,20 +28,38 @@ Axis = int | tuple[int, ...] | None
 def normalize_axes(op: str, axis: Axis, ndim: int) -> tuple[int, ...]:
     """``axis`` as a sorted tuple of non-negative axes of an ``ndim``-array.
 
-    ``None`` means every axis. Raises ``ValueError`` naming ``op`` for an axis
-    out of range or given twice.
+    ``None`` means every axis. Raises ``TypeError`` naming ``op`` for an axis
+    that is not None, an int or a tuple of ints, and ``ValueError`` for an
+    axis out of range or given twice.
     """
     if axis is None:
         return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    axes = axis if isinstance(axis, tuple) else (axis,)
     out = []
     for a in axes:
+        if type(a) is not int and not is_int(a):  # the exact-type test first keeps the common case fast
+            raise TypeError(f"{op}: axis must be None, an int or a tuple of ints, got {axis!r}")
         if not -ndim <= a < ndim:
             raise ValueError(f"{op}: axis {a} is out of range for an array with {ndim} dimensions")
         out.append(a % ndim)
     if len(set(out)) != len(out):
         raise ValueError(f"{op}: repeated axis in {axis}")
     return tuple(sorted(out))
+
+
+def is_int(value: Any) -> bool:
+    """Whether ``value`` is a Python or NumPy integer (``True``/``False`` are not)."""
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+def check_not_empty(op: str, what: str, x: Tensor, axis: Axis, axes: tuple[int, ...]) -> None:
+    """ValueError naming ``op`` if ``axes`` of ``x`` hold no elements (``what``: e.g. "average over").
+
+    Only reached when ``x`` is empty: callers guard it with ``x.data.size == 0``
+    so a non-empty input pays one int comparison.
+    """
+    if _count(x.shape, axes) == 0:
+        raise ValueError(f"{op}: cannot {what} 0 elements (x {x.shape}, axis {axis})")
 
 
 def kept_shape(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]:
@@ -141,15 +165,28 @@ def sum(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
 
 
 def mean(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
-    """Mean over ``axis`` (an int, a tuple of ints, or None for all axes)."""
+    """Mean over ``axis`` (an int, a tuple of ints, or None for all axes).
+
+    ValueError for a mean over 0 elements (an empty result, e.g. axis 1 of a
+    (0, 3) array, is fine).
+    """
     x = as_tensor(x)
-    return Mean.apply(x, axes=normalize_axes("mean", axis, x.ndim), keepdims=keepdims)
+    axes = normalize_axes("mean", axis, x.ndim)
+    if x.data.size == 0:
+        check_not_empty("mean", "average over", x, axis, axes)
+    return Mean.apply(x, axes=axes, keepdims=keepdims)
 
 
 def max(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
-    """Maximum over ``axis``; tied maxima share the gradient evenly (see :class:`Max`)."""
+    """Maximum over ``axis``; tied maxima share the gradient evenly (see :class:`Max`).
+
+    ValueError for a maximum of 0 elements.
+    """
     x = as_tensor(x)
-    return Max.apply(x, axes=normalize_axes("max", axis, x.ndim), keepdims=keepdims)
+    axes = normalize_axes("max", axis, x.ndim)
+    if x.data.size == 0:
+        check_not_empty("max", "take the maximum of", x, axis, axes)
+    return Max.apply(x, axes=axes, keepdims=keepdims)
 
 
 def var(x: Tensor, axis: Axis = None, keepdims: bool = False, correction: float = 0) -> Tensor:

@@ -4,7 +4,8 @@ Both subtract the maximum along the axis before exponentiating, so no
 ``exp`` overflows; the shift cancels in the result and does not enter the
 VJP. A NaN anywhere along the axis makes the whole slice NaN (as in NumPy,
 PyTorch and JAX), and so does a slice that is ``+inf`` or entirely ``-inf``:
-such inputs are propagated, never silently repaired.
+such inputs are propagated, never silently repaired. An axis of length 0 has
+no distribution to normalise: ValueError.
 """
 
 from __future__ import annotations
@@ -59,8 +60,11 @@ class LogSoftmax(Function):
 
 
 def _axis(op: str, x: Tensor, axis: int) -> int:
+    """``axis`` as a non-negative int; ValueError if it is out of range or has length 0."""
     if not -x.ndim <= axis < x.ndim:
         raise ValueError(f"{op}: axis {axis} is out of range for shape {x.shape}")
+    if x.shape[axis] == 0:
+        raise ValueError(f"{op}: cannot normalise over 0 elements (x {x.shape}, axis {axis})")
     return axis % x.ndim
 
 
