@@ -287,6 +287,46 @@ def test_multi_head_attention_checks_causal_and_mask_with_a_short_name(rng):
     assert mha(q, k, key_padding_mask=np.zeros((1, 4), bool)).shape == (1, 3, 8)
 
 
+def test_empty_reductions_in_layers_name_the_layer_and_shapes(rng):
+    with pytest.raises(
+        ValueError, match=r"global_avg_pool2d: cannot average over 0 pixels \(x \(1, 1, 0, 0\)"
+    ):
+        nn.GlobalAvgPool2d()(Tensor(np.ones((1, 1, 0, 0), np.float32)))
+    mha = nn.MultiHeadAttention(4, 2, rng=rng)
+    short = r"^MultiHeadAttention\(embed_dim=4, num_heads=2\): "
+    with pytest.raises(ValueError, match=short + r"cannot attend over 0 keys.*key \(1, 0, 4\).*Lk >= 1"):
+        mha(Tensor(np.ones((1, 0, 4), np.float32)))
+    no_queries = Tensor(np.ones((1, 0, 4), np.float32))
+    assert mha(no_queries, Tensor(np.ones((1, 3, 4), np.float32))).shape == (1, 0, 4)
+
+
+def test_layers_take_lists_like_the_ops_do(rng):
+    """A list becomes a tensor of the layer's dtype (as_tensor(x, like=weight)); arrays keep theirs."""
+    layer = nn.Linear(2, 2, rng=rng)
+    got = layer([[1.0, 2.0]])
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got.numpy(), layer(Tensor(np.array([[1.0, 2.0]], np.float32))).numpy())
+    with pytest.raises(ValueError, match=r"Linear\(in_features=2.*\(\.\.\., 2\).*\(1, 3\)"):
+        layer([[1.0, 2.0, 3.0]])
+    assert nn.Conv2d(1, 2, 1, rng=rng)([[[[1.0]]]]).shape == (1, 2, 1, 1)
+    assert nn.LayerNorm(2)([[1.0, 2.0]]).dtype == np.float32
+    assert nn.BatchNorm1d(2)([[1.0, 2.0], [3.0, 5.0]]).shape == (2, 2)
+    assert nn.Flatten()([[[1.0, 2.0]]]).shape == (1, 2)
+    mha = nn.MultiHeadAttention(4, 2, rng=rng)
+    x = np.ones((1, 2, 4), np.float32)
+    expected = mha(Tensor(x), key_padding_mask=np.array([[False, True]])).numpy()
+    np.testing.assert_allclose(mha(x.tolist(), key_padding_mask=[[False, True]]).numpy(), expected)
+    with pytest.raises(ValueError, match=r"key_padding_mask must have shape \(1, 2\), got \(2,\)"):
+        mha(x, key_padding_mask=[False, True])
+    with pytest.raises(TypeError, match=r"MultiHeadAttention.*key_padding_mask must be boolean.*int64"):
+        mha(x, key_padding_mask=[[0, 1]])
+    strict = get_backend("array_api_strict")
+    assert layer.to(strict)([[1.0, 2.0]]).backend is strict  # lists land on the layer's backend
+    got = mha.to(strict)(x.tolist(), key_padding_mask=[[False, True]])
+    assert got.backend is strict
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-6)
+
+
 # -- the FQT hook ------------------------------------------------------------------------------
 class RecordingFQT:
     def __init__(self):

@@ -6,7 +6,7 @@ import math
 
 from refqt import ops
 from refqt.nn.module import Module
-from refqt.tensor import Tensor
+from refqt.tensor import Tensor, as_tensor
 
 
 class ReLU(Module):
@@ -42,6 +42,7 @@ class Flatten(Module):
         self.start_dim = start_dim
 
     def forward(self, x: Tensor) -> Tensor:
+        x = as_tensor(x)
         return ops.reshape(x, (*x.shape[: self.start_dim], math.prod(x.shape[self.start_dim :])))
 
     def extra_repr(self) -> str:

@@ -25,11 +25,8 @@ from refqt.backend import namespace
 from refqt.nn import checks
 from refqt.nn.linear import Linear
 from refqt.nn.module import Module
-from refqt.tensor import Tensor
-
-
-def _raw(mask: Any) -> Any:
-    return mask.data if isinstance(mask, Tensor) else mask
+from refqt.ops.shape import host_or_backend_array
+from refqt.tensor import Tensor, as_tensor
 
 
 class MultiHeadAttention(Module):
@@ -98,11 +95,13 @@ class MultiHeadAttention(Module):
         Parameters
         ----------
         query : Tensor
-            (N, Lq, E).
+            (N, Lq, E). Lists and host arrays are accepted (lists take the
+            weights' dtype), as by the ops.
         key, value : Tensor, optional
-            (N, Lk, E); ``value`` defaults to ``key``.
+            (N, Lk, E) with Lk ≥ 1; ``value`` defaults to ``key``.
         key_padding_mask : bool array (N, Lk), optional
-            **True marks padding**: keys to ignore (PyTorch's convention).
+            **True marks padding**: keys to ignore (PyTorch's convention). A
+            Tensor, an array or a nested list of bools.
         causal : bool
             Position i attends only to keys j ≤ i (needs Lq == Lk).
 
@@ -111,8 +110,10 @@ class MultiHeadAttention(Module):
         Tensor
             (N, Lq, E).
         """
-        key = query if key is None else key
-        value = key if value is None else value
+        like = self.q_proj.weight
+        query = as_tensor(query, like=like)
+        key = query if key is None else as_tensor(key, like=like)
+        value = key if value is None else as_tensor(value, like=like)
         name = f"MultiHeadAttention(embed_dim={self.embed_dim}, num_heads={self.num_heads})"
         for arg, t in (("query", query), ("key", key), ("value", value)):
             if t.ndim != 3 or t.shape[-1] != self.embed_dim:
@@ -123,6 +124,11 @@ class MultiHeadAttention(Module):
             raise ValueError(
                 f"{name}: query {query.shape}, key {key.shape} and value {value.shape} do not match in N / Lk"
             )
+        if key.shape[1] == 0:
+            raise ValueError(
+                f"{name}: cannot attend over 0 keys (Lk = 0): key {key.shape}, value {value.shape}; "
+                f"expected key and value of shape (N, Lk, {self.embed_dim}) with Lk >= 1"
+            )
         if causal and query.shape[1] != key.shape[1]:
             raise ValueError(
                 f"{name}: causal=True needs as many queries as keys (Lq == Lk), "
@@ -130,7 +136,7 @@ class MultiHeadAttention(Module):
             )
         mask = None
         if key_padding_mask is not None:
-            pad = _raw(key_padding_mask)
+            pad = host_or_backend_array(name, key_padding_mask, key.backend)
             if tuple(pad.shape) != key.shape[:2]:
                 raise ValueError(
                     f"{name}: key_padding_mask must have shape {key.shape[:2]}, got {tuple(pad.shape)}"

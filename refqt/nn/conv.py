@@ -11,7 +11,7 @@ from refqt import ops
 from refqt.nn import checks, init
 from refqt.nn.linear import WeightInit
 from refqt.nn.module import Module, Parameter
-from refqt.tensor import Tensor
+from refqt.tensor import Tensor, as_tensor
 
 
 def _pair(name: str, v: Any, minimum: int) -> tuple[int, int]:
@@ -89,6 +89,8 @@ class Conv2d(Module):
         self.fqt = None
 
     def forward(self, x: Tensor) -> Tensor:
+        """x (N, C_in, H, W) -> (N, C_out, H', W'); a list takes the weight's dtype and backend."""
+        x = as_tensor(x, like=self.weight)
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(
                 f"{self!r}: expected input of shape (N, {self.in_channels}, H, W), got shape {tuple(x.shape)}"

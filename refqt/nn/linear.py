@@ -12,7 +12,7 @@ from refqt import ops
 from refqt.nn import checks, init
 from refqt.nn.module import Module, Parameter
 from refqt.ops.linalg import check_linear_dtypes
-from refqt.tensor import Tensor
+from refqt.tensor import Tensor, as_tensor
 
 # weight_init(shape, rng, dtype=dtype) -> host array, e.g. refqt.nn.init.kaiming_normal
 WeightInit = Callable[..., np.ndarray]
@@ -73,6 +73,8 @@ class Linear(Module):
         self.fqt = None
 
     def forward(self, x: Tensor) -> Tensor:
+        """x (..., in_features) -> (..., out_features); a list takes the weight's dtype and backend."""
+        x = as_tensor(x, like=self.weight)
         if x.ndim == 0 or x.shape[-1] != self.in_features:
             raise ValueError(
                 f"{self!r}: expected input of shape (..., {self.in_features}), got shape {tuple(x.shape)}"

@@ -15,7 +15,7 @@ import numpy as np
 from refqt import ops
 from refqt.nn import checks
 from refqt.nn.module import Module, Parameter
-from refqt.tensor import Tensor
+from refqt.tensor import Tensor, as_tensor
 
 
 def _number(layer: str, name: str, value: Any) -> float:
@@ -55,6 +55,8 @@ class _BatchNorm(Module):
         self.register_buffer("running_var", np.ones(num_features, dtype=dtype))
 
     def forward(self, x: Tensor) -> Tensor:
+        """Normalise ``x`` (a list takes the weight's dtype and backend); shape unchanged."""
+        x = as_tensor(x, like=self.weight)
         if x.ndim != self.ndim or x.shape[1] != self.num_features:
             raise ValueError(f"{self!r}: expected input of shape {self.expected}, got shape {tuple(x.shape)}")
         return ops.batch_norm(
@@ -120,6 +122,8 @@ class LayerNorm(Module):
         self.bias = Parameter(np.zeros(normalized_shape, dtype=dtype))
 
     def forward(self, x: Tensor) -> Tensor:
+        """Normalise ``x`` (a list takes the weight's dtype and backend); shape unchanged."""
+        x = as_tensor(x, like=self.weight)
         if x.ndim == 0 or x.shape[-1] != self.normalized_shape:
             raise ValueError(
                 f"{self!r}: expected input of shape (..., {self.normalized_shape}), "
