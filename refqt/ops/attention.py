@@ -53,8 +53,7 @@ def scaled_dot_product_attention(
         Broadcastable to (..., Lq, Lk); True means "may attend".
     causal : bool
         Also forbid query i to see keys j > i; needs Lq == Lk (ValueError otherwise).
-
-    Lk = 0 (no keys) is a ValueError: the softmax over keys would be over 0 elements.
+        With no keys at all (Lk = 0) the softmax would be over 0 elements: ValueError.
 
     Returns
     -------
