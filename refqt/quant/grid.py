@@ -108,7 +108,7 @@ def finite_step(step: float, dtype: Any) -> float:
     return max(float(step), float(np.finfo(dtype).smallest_normal))
 
 
-def _host(xp: Any, work: Any) -> Any:
+def host_float(xp: Any, work: Any) -> Any:
     """The NumPy float type of the working dtype ``work`` of namespace ``xp`` (any backend)."""
     return np.float64 if work == xp.float64 else np.float32
 
@@ -137,7 +137,7 @@ def minmax_grid(mins: Any, maxs: Any, levels: int, work: Any, owner: str = "minm
     xp = namespace(mins)
     lo = xp.astype(mins, xp.float64)
     hi = xp.astype(maxs, xp.float64)
-    check_span(owner, float(xp.max(hi * 0.5 - lo * 0.5)), _host(xp, work))
+    check_span(owner, float(xp.max(hi * 0.5 - lo * 0.5)), host_float(xp, work))
     span = hi - lo
     step = xp.where(span > 0, span / levels, xp.ones_like(span))
     step_w = xp.clip(xp.astype(step, work), min=float(xp.finfo(work).smallest_normal))  # see finite_step
@@ -163,7 +163,7 @@ def tensor_minmax_grid(
     scalar operations instead of a dozen array calls: a forward quantizer on a
     small layer is dominated by such fixed costs. Shape (1, 1) arrays.
     """
-    host = _host(xp, work)
+    host = host_float(xp, work)
     check_span(owner, float(mx) * 0.5 - float(mn) * 0.5, host)
     span = float(mx) - float(mn)
     step_w = host(finite_step(span / levels if span > 0 else 1.0, host))
@@ -224,7 +224,7 @@ def zero_aligned_grid(
 ) -> AffineGrid:
     """Per-tensor grid with 0 on it (see :func:`zero_aligned_params`), shape (1, 1) arrays."""
     lo, step, kmin = zero_aligned_params(mn, mx, levels, owner)
-    host = _host(xp, work)
+    host = host_float(xp, work)
     step_w = xp.full((1, 1), finite_step(step, host), dtype=work)
     kmin_w = xp.full((1, 1), float(kmin), dtype=work)
     return AffineGrid(
