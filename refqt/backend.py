@@ -199,6 +199,20 @@ def backend_of(a: Any) -> Backend:
     raise TypeError(f"expected a NumPy, CuPy or array_api_strict array, got {type(a).__name__}")
 
 
+def check_generator(owner: str, rng: Any) -> np.random.Generator:
+    """``rng`` if it is a ``numpy.random.Generator``, else TypeError naming ``owner``.
+
+    refqt takes its randomness explicitly; layers, quantizers and noise streams
+    all check their generator here.
+    """
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(
+            f"{owner}: rng must be a numpy.random.Generator (np.random.default_rng(seed)), "
+            f"got {type(rng).__name__}"
+        )
+    return rng
+
+
 def is_array(obj: Any) -> bool:
     """Whether ``obj`` is an array of a known backend."""
     try:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from refqt import ops
-from refqt.backend import namespace
+from refqt.backend import check_generator, namespace
 from refqt.nn import checks
 from refqt.nn.linear import Linear
 from refqt.nn.module import Module
@@ -60,7 +60,7 @@ class MultiHeadAttention(Module):
         super().__init__()
         checks.int_at_least("MultiHeadAttention", "embed_dim", embed_dim)
         checks.int_at_least("MultiHeadAttention", "num_heads", num_heads)
-        checks.generator("MultiHeadAttention", rng)
+        check_generator("MultiHeadAttention", rng)
         checks.float_dtype("MultiHeadAttention", dtype)
         if embed_dim % num_heads != 0:
             raise ValueError(

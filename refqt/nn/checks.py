@@ -29,16 +29,6 @@ def int_at_least(layer: str, name: str, value: Any, minimum: int = 1) -> int:
     return int(value)
 
 
-def generator(layer: str, rng: Any, name: str = "rng") -> np.random.Generator:
-    """``rng`` if it is a ``numpy.random.Generator``, else TypeError."""
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(
-            f"{layer}: {name} must be a numpy.random.Generator (np.random.default_rng(seed)), "
-            f"got {type(rng).__name__}"
-        )
-    return rng
-
-
 def float_dtype(layer: str, dtype: Any) -> np.dtype:
     """``dtype`` as a NumPy dtype if it is a real floating type, else TypeError."""
     try:

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from refqt import ops
+from refqt.backend import check_generator
 from refqt.nn import checks, init
 from refqt.nn.linear import WeightInit
 from refqt.nn.module import Module, Parameter
@@ -76,7 +77,7 @@ class Conv2d(Module):
         _pair("padding", padding, 0)
         self.stride = stride
         self.padding = padding
-        checks.generator("Conv2d", rng)
+        check_generator("Conv2d", rng)
         dtype = checks.float_dtype("Conv2d", dtype)
         shape = (out_channels, in_channels, *self.kernel_size)
         bound = 1.0 / math.sqrt(init.fans(shape)[0])

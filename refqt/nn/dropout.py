@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from refqt import ops
-from refqt.nn import checks
+from refqt.backend import check_generator
 from refqt.nn.module import Module
 from refqt.tensor import Tensor
 
@@ -30,7 +30,7 @@ class Dropout(Module):
         if p > 0.0 and rng is None:
             raise ValueError(f"Dropout(p={p}) needs a numpy Generator to draw its masks from")
         if rng is not None:
-            checks.generator(f"Dropout(p={p})", rng)
+            check_generator(f"Dropout(p={p})", rng)
         self.p = p
         self.rng = rng
 

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from refqt import ops
+from refqt.backend import check_generator
 from refqt.nn import checks
 from refqt.nn.module import Module, Parameter
 from refqt.tensor import Tensor
@@ -26,7 +27,7 @@ class Embedding(Module):
         super().__init__()
         self.num_embeddings = checks.int_at_least("Embedding", "num_embeddings", num_embeddings)
         self.embedding_dim = checks.int_at_least("Embedding", "embedding_dim", embedding_dim)
-        checks.generator("Embedding", rng)
+        check_generator("Embedding", rng)
         dtype = checks.float_dtype("Embedding", dtype)
         self.weight = Parameter(rng.standard_normal((num_embeddings, embedding_dim)).astype(dtype))
 

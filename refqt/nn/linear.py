@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from refqt import ops
+from refqt.backend import check_generator
 from refqt.nn import checks, init
 from refqt.nn.module import Module, Parameter
 from refqt.ops.linalg import check_linear_dtypes
@@ -60,7 +61,7 @@ class Linear(Module):
         super().__init__()
         self.in_features = checks.int_at_least("Linear", "in_features", in_features)
         self.out_features = checks.int_at_least("Linear", "out_features", out_features)
-        checks.generator("Linear", rng)
+        check_generator("Linear", rng)
         dtype = checks.float_dtype("Linear", dtype)
         shape = (out_features, in_features)
         bound = 1.0 / math.sqrt(in_features)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from refqt.nn import checks
+from refqt.backend import check_generator
 from refqt.nn.activation import GELU, ReLU
 from refqt.nn.attention import MultiHeadAttention
 from refqt.nn.dropout import Dropout
@@ -43,7 +43,7 @@ class FeedForward(Module):
         dtype: Any = np.float32,
     ):
         super().__init__()
-        checks.generator("FeedForward", rng)
+        check_generator("FeedForward", rng)
         if activation not in _ACTIVATIONS:
             raise ValueError(
                 f"FeedForward: activation must be one of {list(_ACTIVATIONS)}, got {activation!r}"
@@ -97,7 +97,7 @@ class TransformerEncoderLayer(Module):
         dtype: Any = np.float32,
     ):
         super().__init__()
-        checks.generator("TransformerEncoderLayer", rng)
+        check_generator("TransformerEncoderLayer", rng)
         self.norm_first = norm_first
         self.self_attn = MultiHeadAttention(d_model, num_heads, rng=rng, dtype=dtype)
         self.ff = FeedForward(
@@ -151,7 +151,7 @@ class TransformerDecoderLayer(Module):
         dtype: Any = np.float32,
     ):
         super().__init__()
-        checks.generator("TransformerDecoderLayer", rng)
+        check_generator("TransformerDecoderLayer", rng)
         self.norm_first = norm_first
         self.self_attn = MultiHeadAttention(d_model, num_heads, rng=rng, dtype=dtype)
         self.cross_attn = MultiHeadAttention(d_model, num_heads, rng=rng, dtype=dtype)

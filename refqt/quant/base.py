@@ -28,14 +28,13 @@ from typing import Any
 
 import numpy as np
 
-from refqt.backend import Backend, backend_of, is_array
+from refqt.backend import Backend, backend_of, check_generator, is_array
 from refqt.quant import fast
 from refqt.quant.checks import (
     as_rows,
     check_bits,
     check_finite_ranges,
     check_float_array,
-    check_generator,
     work_dtype,
 )
 from refqt.quant.grid import AffineGrid

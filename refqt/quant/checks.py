@@ -37,15 +37,6 @@ def check_float_array(owner: str, x: Any) -> None:
         )
 
 
-def check_generator(owner: str, rng: Any) -> None:
-    """TypeError unless ``rng`` is a ``numpy.random.Generator`` (the quantizers' noise source)."""
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(
-            f"{owner}: rng must be a numpy.random.Generator (np.random.default_rng(seed)), "
-            f"got {type(rng).__name__}"
-        )
-
-
 class NonFiniteInputError(ValueError):
     """A quantizer was given NaN or Inf, or a range too wide for its dtype (in training: the run diverged)."""
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from refqt.backend import namespace
+from refqt.backend import check_generator, namespace
 
 NOISE_BITS = 16
 """Random bits per element of stochastic-rounding noise."""
@@ -49,8 +49,7 @@ class NoiseStream:
     """
 
     def __init__(self, rng: np.random.Generator):
-        if not isinstance(rng, np.random.Generator):
-            raise TypeError(f"NoiseStream: expected a numpy.random.Generator, got {type(rng).__name__}")
+        check_generator("NoiseStream", rng)
         self._bits = rng.bit_generator
         self._left = np.empty(0, dtype=np.uint16)
 
