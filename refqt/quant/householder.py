@@ -34,12 +34,18 @@ BLOCK_ELEMENTS = 1 << 17
 
 
 def householder_max_entry(g: int) -> float:
-    """``h_G = max |H_G|``: entries ``1/√G``, ``1 − 1/(G − √G)``, ``−1/(G − √G)``."""
+    """``h_G = max |H_G|``, the largest entry of the matrix that exists for this ``G``.
+
+    ``H_G`` has ``1/√G`` in its first row and column, ``1 − 1/(G − √G)`` on the
+    rest of its diagonal and ``−1/(G − √G)`` off it. The last kind exists only
+    for ``G ≥ 3``: ``H_2`` is ``[[a, a], [a, −a]]`` with ``a = 1/√2``, so
+    ``h_2 = 1/√2`` (not ``1/(2 − √2) ≈ 1.707``). ``h_1 = 1`` (``H_1 = [1]``).
+    """
     if g == 1:
         return 1.0
     r = math.sqrt(g)
     off = 1.0 / (g - r)
-    return max(1.0 / r, abs(1.0 - off), off)
+    return max(1.0 / r, abs(1.0 - off), off if g >= 3 else 0.0)
 
 
 def householder_dense(g: int) -> np.ndarray:
@@ -265,7 +271,7 @@ def block_householder(ranges: np.ndarray) -> BlockHouseholder:
     g = sizes.astype(np.float64)
     root = np.sqrt(g)
     off = 1.0 / (g - root)
-    h = np.maximum(np.maximum(1.0 / root, np.abs(1.0 - off)), off)
+    h = np.maximum(np.maximum(1.0 / root, np.abs(1.0 - off)), np.where(g >= 3, off, 0.0))
     w1 = srt[:k] / root
     w2 = srt[k + cuts - counts] * h / (g - 1)
     third = -1.0 / 3.0
