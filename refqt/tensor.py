@@ -175,23 +175,37 @@ class Tensor:
     def max(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
         return ops.max(self, axis=axis, keepdims=keepdims)
 
-    def var(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
-        return ops.var(self, axis=axis, keepdims=keepdims)
+    def var(
+        self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False, *, correction: float = 1
+    ) -> Tensor:
+        """Variance over ``axis`` dividing by ``n − correction``; **sample variance (1) by default**,
+        as in PyTorch. See :func:`refqt.ops.var`."""
+        return ops.var(self, axis=axis, keepdims=keepdims, correction=correction)
 
     def reshape(self, *shape: Any) -> Tensor:
         if len(shape) == 1 and isinstance(shape[0], tuple | list):
             shape = tuple(shape[0])
         return ops.reshape(self, shape)
 
-    def transpose(self, *axes: int) -> Tensor:
-        return ops.permute(self, axes if axes else tuple(reversed(range(self.ndim))))
+    def transpose(self, dim0: int, dim1: int) -> Tensor:
+        """The tensor with axes ``dim0`` and ``dim1`` swapped, **as in PyTorch** (``x.transpose(0, 1)``).
+
+        This is not NumPy's ``transpose(*axes)``: for a full permutation use
+        :meth:`permute`; to reverse all axes use :attr:`T`. See
+        :func:`refqt.ops.swapaxes`.
+        """
+        return ops.swapaxes(self, dim0, dim1)
 
     def permute(self, *axes: int) -> Tensor:
+        """The tensor with its axes reordered, ``out.shape[i] = self.shape[axes[i]]`` (NumPy, PyTorch)."""
+        if len(axes) == 1 and isinstance(axes[0], tuple | list):
+            axes = tuple(axes[0])
         return ops.permute(self, axes)
 
     @property
     def T(self) -> Tensor:
-        return self.transpose()
+        """All axes reversed (a matrix's transpose), as NumPy's ``.T``."""
+        return ops.permute(self, tuple(reversed(range(self.ndim))))
 
     def exp(self) -> Tensor:
         return ops.exp(self)
@@ -211,8 +225,9 @@ class Tensor:
     def relu(self) -> Tensor:
         return ops.relu(self)
 
-    def gelu(self) -> Tensor:
-        return ops.gelu(self)
+    def gelu(self, approximate: str = "none") -> Tensor:
+        """GELU, exact (``"none"``, PyTorch's default) or ``"tanh"``; see :func:`refqt.ops.gelu`."""
+        return ops.gelu(self, approximate=approximate)
 
     def softmax(self, axis: int = -1) -> Tensor:
         return ops.softmax(self, axis=axis)

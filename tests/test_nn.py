@@ -39,14 +39,22 @@ def test_batch_norm_train_forward_gradient_and_running_stats(backend, rng, shape
     gamma, beta = rng.standard_normal(3), rng.standard_normal(3)
     x, g, b = (backend.asarray(a) for a in (host, gamma, beta))
     rm, rv = backend.asarray(np.zeros(3)), backend.asarray(np.ones(3))
-    out = ops.batch_norm(Tensor(x), Tensor(g), Tensor(b), rm, rv, training=True, momentum=0.25)
+    out = ops.batch_norm(
+        Tensor(x),
+        gamma=Tensor(g),
+        beta=Tensor(b),
+        running_mean=rm,
+        running_var=rv,
+        training=True,
+        momentum=0.25,
+    )
     axes = (0,) if len(shape) == 2 else (0, 2, 3)
     bshape = (1, 3) if len(shape) == 2 else (1, 3, 1, 1)
     expected = gamma.reshape(bshape) * reference_norm(host, axes, 1e-5) + beta.reshape(bshape)
     np.testing.assert_allclose(out.numpy(), expected, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(backend.to_numpy(rm), 0.25 * host.mean(axis=axes), rtol=1e-12)
     np.testing.assert_allclose(backend.to_numpy(rv), 0.75 + 0.25 * host.var(axis=axes, ddof=1), rtol=1e-12)
-    check_vjp(lambda x, g, b: ops.batch_norm(x, g, b, None, None, training=True), [x, g, b], rng)
+    check_vjp(lambda x, g, b: ops.batch_norm(x, gamma=g, beta=b, training=True), [x, g, b], rng)
 
 
 def test_batch_norm_eval_uses_running_stats(backend, rng):
@@ -54,12 +62,20 @@ def test_batch_norm_eval_uses_running_stats(backend, rng):
     gamma, beta = rng.standard_normal(3), rng.standard_normal(3)
     mean, var = rng.standard_normal(3), rng.random(3) + 0.5
     x, g, b, rm, rv = (backend.asarray(a) for a in (host, gamma, beta, mean, var))
-    out = ops.batch_norm(Tensor(x), Tensor(g), Tensor(b), rm, rv, training=False)
+    out = ops.batch_norm(
+        Tensor(x), gamma=Tensor(g), beta=Tensor(b), running_mean=rm, running_var=rv, training=False
+    )
     r = (1 / np.sqrt(var + 1e-5)).reshape(1, 3, 1, 1)
     expected = gamma.reshape(1, 3, 1, 1) * (host - mean.reshape(1, 3, 1, 1)) * r + beta.reshape(1, 3, 1, 1)
     np.testing.assert_allclose(out.numpy(), expected, rtol=1e-10)
     np.testing.assert_allclose(backend.to_numpy(rm), mean)  # untouched in eval
-    check_vjp(lambda x, g, b: ops.batch_norm(x, g, b, rm, rv, training=False), [x, g, b], rng)
+    check_vjp(
+        lambda x, g, b: ops.batch_norm(
+            x, gamma=g, beta=b, running_mean=rm, running_var=rv, training=False
+        ),
+        [x, g, b],
+        rng,
+    )
 
 
 def test_layer_norm_forward_and_gradient(backend, rng):
@@ -74,7 +90,7 @@ def test_layer_norm_forward_and_gradient(backend, rng):
 def test_batch_norm_one_value_per_channel_is_an_error():
     x = Tensor(np.ones((1, 4)))
     with pytest.raises(ValueError, match=r"BatchNorm.*more than 1 value per channel.*\(1, 4\)"):
-        ops.batch_norm(x, np.ones(4), np.zeros(4), None, None, training=True)
+        ops.batch_norm(x, gamma=np.ones(4), beta=np.zeros(4), training=True)
     with pytest.raises(ValueError, match=r"BatchNorm.*\(1, 4\)"):
         nn.BatchNorm1d(4)(x)
     nn.BatchNorm1d(4).eval()(x)  # fine with running statistics
@@ -82,9 +98,9 @@ def test_batch_norm_one_value_per_channel_is_an_error():
 
 def test_norm_ops_reject_wrong_shapes():
     with pytest.raises(ValueError, match=r"BatchNorm.*\(2, 3\).*gamma has shape \(4,\)"):
-        ops.batch_norm(Tensor(np.ones((2, 3))), np.ones(4), np.zeros(4), None, None, training=True)
+        ops.batch_norm(Tensor(np.ones((2, 3))), gamma=np.ones(4), beta=np.zeros(4), training=True)
     with pytest.raises(ValueError, match=r"BatchNorm.*\(N, C\) or \(N, C, H, W\)"):
-        ops.batch_norm(Tensor(np.ones((2, 3, 4))), np.ones(3), np.zeros(3), None, None, training=True)
+        ops.batch_norm(Tensor(np.ones((2, 3, 4))), gamma=np.ones(3), beta=np.zeros(3), training=True)
     with pytest.raises(ValueError, match=r"layer_norm.*\(2, 3\).*\(3,\)"):
         ops.layer_norm(Tensor(np.ones((2, 3))), np.ones(4), np.zeros(4))
 

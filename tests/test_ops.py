@@ -276,8 +276,14 @@ def np_sigmoid(x: np.ndarray) -> np.ndarray:
     return 1 / (1 + np.exp(-x))
 
 
-def np_gelu(x: np.ndarray) -> np.ndarray:
+def np_gelu_tanh(x: np.ndarray) -> np.ndarray:
     return 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x**3)))
+
+
+def np_gelu_exact(x: np.ndarray) -> np.ndarray:
+    """x Φ(x) with Φ from the standard library's erf (an independent erf)."""
+    cdf = np.vectorize(lambda v: 0.5 * (1 + math.erf(v / math.sqrt(2))), otypes=[np.float64])
+    return x * cdf(x) if x.size else x
 
 
 def np_softmax(x: np.ndarray, axis: int) -> np.ndarray:
@@ -348,7 +354,8 @@ TABLE = [
     OpCase("tanh", ops.tanh, unary(), np.tanh),
     OpCase("sigmoid", ops.sigmoid, unary(), np_sigmoid),
     OpCase("relu", ops.relu, unary("nonzero"), lambda x: np.maximum(x, 0)),
-    OpCase("gelu", ops.gelu, unary(), np_gelu),
+    OpCase("gelu", ops.gelu, unary(), np_gelu_exact),
+    OpCase("gelu_tanh", lambda x: ops.gelu(x, approximate="tanh"), unary(), np_gelu_tanh),
     OpCase(
         "where", lambda a, b, cond: ops.where(cond, a, b), draw_where, lambda a, b, cond: np.where(cond, a, b)
     ),

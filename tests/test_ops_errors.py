@@ -229,12 +229,12 @@ def test_batch_norm_checks_the_running_statistics_shapes(backend: Backend) -> No
         with raises(
             ValueError, "batch_norm", "(2, 3)", "3 channels", "running_mean has shape (5,)", "expected (3,)"
         ):
-            ops.batch_norm(x, gamma, beta, bad, good, training=training)
+            ops.batch_norm(x, gamma=gamma, beta=beta, running_mean=bad, running_var=good, training=training)
         with raises(ValueError, "batch_norm", "(2, 3)", "running_var has shape (5,)", "expected (3,)"):
-            ops.batch_norm(x, gamma, beta, good, bad, training=training)
+            ops.batch_norm(x, gamma=gamma, beta=beta, running_mean=good, running_var=bad, training=training)
     assert backend.to_numpy(good).tolist() == [1.0, 1.0, 1.0]  # nothing updated before the error
     with raises(ValueError, "batch_norm", "(4, 0)", "0 channels"):
-        ops.batch_norm(t(backend, (4, 0)), t(backend, (0,)), t(backend, (0,)), None, None, training=True)
+        ops.batch_norm(t(backend, (4, 0)), gamma=t(backend, (0,)), beta=t(backend, (0,)), training=True)
 
 
 def test_layer_norm_needs_an_axis_with_elements(backend: Backend) -> None:

@@ -17,10 +17,23 @@ class ReLU(Module):
 
 
 class GELU(Module):
-    """GELU (tanh approximation) elementwise; see :class:`refqt.ops.arith.GELU`."""
+    """GELU ``x Φ(x)`` elementwise; exact by default, as PyTorch's ``nn.GELU``.
+
+    ``approximate="tanh"`` selects ``½x(1 + tanh(√(2/π)(x + 0.044715x³)))``
+    instead; see :func:`refqt.ops.gelu`. ValueError for any other value.
+    """
+
+    def __init__(self, approximate: str = "none"):
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
 
     def forward(self, x: Tensor) -> Tensor:
-        return ops.gelu(x)
+        return ops.gelu(x, approximate=self.approximate)
+
+    def extra_repr(self) -> str:
+        return f"approximate={self.approximate!r}"
 
 
 class Tanh(Module):

@@ -32,7 +32,16 @@ from refqt.tensor import Tensor, as_tensor
 class MultiHeadAttention(Module):
     """Multi-head attention, batch first.
 
-    There is no dropout on the attention weights.
+    There is no dropout on the attention weights. Differences from PyTorch's
+    ``nn.MultiheadAttention`` that would otherwise pass silently:
+
+    * ``bias`` is **keyword-only** (PyTorch's third positional argument is
+      ``dropout``: ``MultiHeadAttention(E, H, 0.1)`` raises ``TypeError``).
+    * Always **batch first**: (N, L, E), as PyTorch with ``batch_first=True``
+      (PyTorch's default is (L, N, E)).
+    * :meth:`forward` returns the output alone, not ``(output, weights)``, and
+      its ``causal`` is keyword-only (PyTorch's fifth positional is
+      ``need_weights``).
 
     Parameters
     ----------
@@ -40,7 +49,7 @@ class MultiHeadAttention(Module):
         E, the model width; must be divisible by ``num_heads``.
     num_heads : int
         H.
-    bias : bool
+    bias : bool, keyword-only
         Whether the projections have biases.
     rng : numpy.random.Generator
         Source of the initial weights (the projections' default init).
@@ -52,8 +61,8 @@ class MultiHeadAttention(Module):
         self,
         embed_dim: int,
         num_heads: int,
-        bias: bool = True,
         *,
+        bias: bool = True,
         rng: np.random.Generator,
         dtype: Any = np.float32,
     ):
@@ -88,6 +97,7 @@ class MultiHeadAttention(Module):
         key: Tensor | None = None,
         value: Tensor | None = None,
         key_padding_mask: Any = None,
+        *,
         causal: bool = False,
     ) -> Tensor:
         """Attend from ``query`` to ``key``/``value`` (both default to ``query``: self-attention).
@@ -102,7 +112,7 @@ class MultiHeadAttention(Module):
         key_padding_mask : bool array (N, Lk), optional
             **True marks padding**: keys to ignore (PyTorch's convention). A
             Tensor, an array or a nested list of bools.
-        causal : bool
+        causal : bool, keyword-only
             Position i attends only to keys j ≤ i (needs Lq == Lk).
 
         Returns

@@ -39,7 +39,7 @@ class _BatchNorm(Module):
     ndim = 0
 
     def __init__(
-        self, num_features: int, momentum: float = 0.1, eps: float = 1e-5, *, dtype: Any = np.float32
+        self, num_features: int, *, eps: float = 1e-5, momentum: float = 0.1, dtype: Any = np.float32
     ):
         super().__init__()
         layer = type(self).__name__
@@ -61,17 +61,17 @@ class _BatchNorm(Module):
             raise ValueError(f"{self!r}: expected input of shape {self.expected}, got shape {tuple(x.shape)}")
         return ops.batch_norm(
             x,
-            self.weight,
-            self.bias,
-            self.running_mean,
-            self.running_var,
+            gamma=self.weight,
+            beta=self.bias,
+            running_mean=self.running_mean,
+            running_var=self.running_var,
             training=self.training,
             momentum=self.momentum,
             eps=self.eps,
         )
 
     def extra_repr(self) -> str:
-        return f"{self.num_features}, momentum={self.momentum}, eps={self.eps}"
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
 
 
 class BatchNorm1d(_BatchNorm):
@@ -80,30 +80,40 @@ class BatchNorm1d(_BatchNorm):
     Parameters: weight γ (C,) = 1 and bias β (C,) = 0 initially; buffers
     ``running_mean`` (C,) = 0, ``running_var`` (C,) = 1. Training on a single
     row (N = 1) raises ``ValueError``: its variance is zero.
+
+    ``eps`` and ``momentum`` are **keyword-only**: PyTorch's
+    ``BatchNorm1d(C, eps, momentum)`` and an older refqt order
+    ``(C, momentum, eps)`` disagree, so a positional call would silently swap
+    them; here it raises ``TypeError`` instead. The meaning of both matches
+    PyTorch (``momentum`` is the weight of the new batch in the running
+    averages, default 0.1). There are no ``affine`` or
+    ``track_running_stats`` switches: γ, β and the running statistics always
+    exist.
     """
 
     ndim = 2
 
     def __init__(
-        self, num_features: int, momentum: float = 0.1, eps: float = 1e-5, *, dtype: Any = np.float32
+        self, num_features: int, *, eps: float = 1e-5, momentum: float = 0.1, dtype: Any = np.float32
     ):
-        super().__init__(num_features, momentum, eps, dtype=dtype)
+        super().__init__(num_features, eps=eps, momentum=momentum, dtype=dtype)
         self.expected = f"(N, {num_features})"
 
 
 class BatchNorm2d(_BatchNorm):
     """Batch norm of (N, C, H, W) images, per channel over N·H·W values.
 
-    Parameters and buffers as :class:`BatchNorm1d`. A batch of one image is
-    fine in training when H·W > 1.
+    Parameters and buffers as :class:`BatchNorm1d`; ``eps`` and ``momentum``
+    are keyword-only, as there. A batch of one image is fine in training when
+    H·W > 1.
     """
 
     ndim = 4
 
     def __init__(
-        self, num_features: int, momentum: float = 0.1, eps: float = 1e-5, *, dtype: Any = np.float32
+        self, num_features: int, *, eps: float = 1e-5, momentum: float = 0.1, dtype: Any = np.float32
     ):
-        super().__init__(num_features, momentum, eps, dtype=dtype)
+        super().__init__(num_features, eps=eps, momentum=momentum, dtype=dtype)
         self.expected = f"(N, {num_features}, H, W)"
 
 

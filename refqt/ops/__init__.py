@@ -8,7 +8,6 @@ from refqt.ops.arith import (
     add,
     div,
     exp,
-    gelu,
     log,
     mul,
     neg,
@@ -24,6 +23,7 @@ from refqt.ops.attention import scaled_dot_product_attention
 from refqt.ops.conv import conv2d, conv2d_forward, conv2d_grad_input, conv2d_grad_weight
 from refqt.ops.dropout import dropout
 from refqt.ops.embedding import embedding
+from refqt.ops.gelu import gelu
 from refqt.ops.linalg import linear, matmul
 from refqt.ops.loss import cross_entropy
 from refqt.ops.norm import batch_norm, layer_norm

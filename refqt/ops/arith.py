@@ -8,7 +8,6 @@ NumPy broadcasting; their backward sums ``g`` back to each input's shape
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from refqt.autodiff import Context, Function
@@ -225,28 +224,6 @@ class ReLU(Function):
         return (xp.where(mask, g, xp.zeros((), dtype=g.dtype)),)
 
 
-_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
-
-
-class GELU(Function):
-    """GELU, tanh form: out = ½x(1 + tanh(u)),  u = √(2/π)(x + 0.044715x³).
-
-    g_x = g · [½(1 + tanh u) + ½x(1 − tanh²u) · √(2/π)(1 + 3·0.044715x²)].
-    """
-
-    @staticmethod
-    def forward(ctx: Context, x: Any) -> Any:
-        t = namespace(x).tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x * x * x))
-        ctx.save_for_backward(x, t)
-        return 0.5 * x * (1 + t)
-
-    @staticmethod
-    def backward(ctx: Context, g: Any) -> tuple[Any, ...]:
-        x, t = ctx.saved
-        du = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x)
-        return (g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du),)
-
-
 class Where(Function):
     """out = cond ? a : b (cond is a constant boolean array);  g_a = g·cond,  g_b = g·¬cond."""
 
@@ -314,10 +291,6 @@ def sigmoid(x: Tensor) -> Tensor:
 
 def relu(x: Tensor) -> Tensor:
     return ReLU.apply(as_tensor(x))
-
-
-def gelu(x: Tensor) -> Tensor:
-    return GELU.apply(as_tensor(x))
 
 
 def where(cond: Any, a: Any, b: Any) -> Tensor:

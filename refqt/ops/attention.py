@@ -39,9 +39,15 @@ def causal_mask(backend: Backend, lq: int, lk: int) -> Any:
 
 
 def scaled_dot_product_attention(
-    q: Tensor, k: Tensor, v: Tensor, mask: Any = None, causal: bool = False
+    q: Tensor, k: Tensor, v: Tensor, mask: Any = None, *, causal: bool = False
 ) -> Tensor:
     """softmax(q kᵀ / √d + masking) v.
+
+    ``mask`` is the fourth positional argument, as PyTorch's boolean
+    ``attn_mask`` (True means "may attend" in both). ``causal`` is
+    **keyword-only**: PyTorch's fifth positional is ``dropout_p``, so
+    ``(q, k, v, None, 0.1)`` would otherwise turn on causal masking silently;
+    here it raises ``TypeError``. There is no dropout and no ``scale``.
 
     Parameters
     ----------

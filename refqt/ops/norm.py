@@ -184,15 +184,24 @@ def _check_batch_norm(x: Tensor, gamma: Tensor, beta: Tensor, running_mean: Any,
 
 def batch_norm(
     x: Tensor,
+    *,
     gamma: Tensor,
     beta: Tensor,
-    running_mean: Any | None,
-    running_var: Any | None,
+    running_mean: Any | None = None,
+    running_var: Any | None = None,
     training: bool,
     momentum: float = 0.1,
     eps: float = 1e-5,
 ) -> Tensor:
     """Batch normalisation of (N, C) or (N, C, H, W) input, per channel.
+
+    **Everything after** ``x`` **is keyword-only.** PyTorch's
+    ``F.batch_norm(input, running_mean, running_var, weight, bias, training,
+    momentum, eps)`` puts the four (C,) arrays in another order; with
+    positions a call written for one would run on the other and overwrite γ
+    and β as running statistics. Here such a call raises ``TypeError``::
+
+        ops.batch_norm(x, gamma=g, beta=b, running_mean=rm, running_var=rv, training=True)
 
     Parameters
     ----------
@@ -208,13 +217,14 @@ def batch_norm(
             running_var  ← (1 − momentum) · running_var  + momentum · σ² · m/(m − 1)
 
         (the unbiased variance, as PyTorch does, while the normalisation itself
-        uses the biased σ²). Pass ``None`` to track nothing in training; in
-        evaluation mode both are required.
+        uses the biased σ²). ``None`` (the default) tracks nothing in
+        training; in evaluation mode both are required.
     training : bool
         True: normalise with the batch's own statistics. False: with the
         running statistics.
     momentum, eps : float
-        Weight of the new batch in the running averages; variance floor.
+        Weight of the new batch in the running averages (PyTorch's meaning,
+        default 0.1); variance floor.
 
     Returns
     -------

@@ -189,7 +189,14 @@ def max(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
     return Max.apply(x, axes=axes, keepdims=keepdims)
 
 
-def var(x: Tensor, axis: Axis = None, keepdims: bool = False, correction: float = 0) -> Tensor:
-    """Variance over ``axis``, dividing by ``n − correction`` (0: population, 1: sample)."""
+def var(x: Tensor, axis: Axis = None, keepdims: bool = False, *, correction: float = 1) -> Tensor:
+    """Variance over ``axis``, dividing by ``n − correction``.
+
+    ``correction`` is keyword-only and defaults to **1, the sample (unbiased)
+    variance, as** ``torch.var`` **does** (NumPy's ``np.var`` defaults to
+    ``ddof=0``). Pass ``correction=0`` for the population variance, the one
+    batch and layer norm divide by. Where ``n − correction ≤ 0`` (e.g. the
+    sample variance of one value) it raises ValueError; PyTorch returns NaN.
+    """
     x = as_tensor(x)
     return Var.apply(x, axes=normalize_axes("var", axis, x.ndim), keepdims=keepdims, correction=correction)

@@ -5,6 +5,11 @@ parameter's array, its gradient and the parameter's state (a dict of arrays
 such as momentum buffers) and returns the new array. The base class runs it
 for every parameter with a gradient, under ``no_grad``, on raw arrays of any
 backend, and saves / restores the state for checkpoints.
+
+A state entry is either an array of the parameter's shape (a moment, a
+momentum buffer) or, for the names a subclass lists in ``counter_slots``, a
+Python int (Adam's per-parameter step count); checkpoints store a counter as
+a 0-d int64 array and give it back as an int.
 """
 
 from __future__ import annotations
@@ -34,13 +39,16 @@ class Optimizer:
     Attributes
     ----------
     steps : int
-        Number of :meth:`step` calls so far (Adam's bias correction uses it).
+        Number of :meth:`step` calls so far (parameters without a gradient
+        at a step are not updated, so their own counts, where a rule keeps
+        them, can be lower).
     state : list of dict
-        Per parameter, the named arrays of the update rule (empty until the
-        first step).
+        Per parameter, the named arrays (and counters) of the update rule
+        (empty until the parameter's first update).
     """
 
     hyperparameter_names: tuple[str, ...] = ("lr",)
+    counter_slots: tuple[str, ...] = ()  # state entries that are ints, not arrays
 
     def __init__(self, params: Iterable[Tensor], lr: float):
         self.params = list(params)
@@ -81,11 +89,14 @@ class Optimizer:
         """
         hyper: dict[str, Any] = {name: getattr(self, name) for name in self.hyperparameter_names}
         hyper["steps"] = self.steps
-        slots = [
-            {name: np.array(backend_of(a).to_numpy(a), copy=True) for name, a in s.items()}
-            for s in self.state
-        ]
+        slots = [{name: self._host_copy(name, a) for name, a in s.items()} for s in self.state]
         return {"hyperparameters": hyper, "state": slots}
+
+    def _host_copy(self, slot: str, a: Any) -> np.ndarray:
+        """A state entry as a host array: a counter as 0-d int64, an array copied to NumPy."""
+        if slot in self.counter_slots:
+            return np.asarray(a, dtype=np.int64)
+        return np.array(backend_of(a).to_numpy(a), copy=True)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned (arrays move to each parameter's backend)."""
@@ -97,7 +108,13 @@ class Optimizer:
             )
         for i, (p, s) in enumerate(zip(self.params, slots, strict=True)):
             for slot, a in s.items():
-                if tuple(a.shape) != p.shape:
+                if slot in self.counter_slots:
+                    if np.ndim(a) != 0 or int(a) < 0:
+                        raise ValueError(
+                            f"{name}.load_state_dict: counter {slot!r} of parameter {i} must be one "
+                            f"integer >= 0, got {np.asarray(a)!r}"
+                        )
+                elif tuple(a.shape) != p.shape:
                     raise ValueError(
                         f"{name}.load_state_dict: slot {slot!r} of parameter {i} has shape "
                         f"{tuple(a.shape)}, the parameter {p.shape}"
@@ -107,6 +124,12 @@ class Optimizer:
             setattr(self, h, hyper[h])
         self.steps = int(hyper["steps"])
         self.state = [
-            {slot: p.backend.asarray(np.asarray(a), dtype=p.dtype) for slot, a in s.items()}
+            {slot: self._restore(slot, a, p) for slot, a in s.items()}
             for p, s in zip(self.params, slots, strict=True)
         ]
+
+    def _restore(self, slot: str, a: Any, p: Tensor) -> Any:
+        """A saved entry back as state: a counter as int, an array on ``p``'s backend and dtype."""
+        if slot in self.counter_slots:
+            return int(a)
+        return p.backend.asarray(np.asarray(a), dtype=p.dtype)
