@@ -74,8 +74,12 @@ class TransformerEncoderLayer(Module):
     dropout : float
         Dropout on each sub-layer's output and inside the feed-forward.
     activation : ``"gelu"`` or ``"relu"``
-    norm_first : bool
-        True for pre-LN, False for post-LN.
+        ``"gelu"`` is the exact GELU (:class:`~refqt.nn.GELU`). PyTorch's
+        layers default to ``"relu"``.
+    norm_first : bool, keyword-only
+        True (the default here) for pre-LN, False for post-LN (PyTorch's
+        default). Keyword-only because PyTorch's sixth positional argument
+        is ``layer_norm_eps``: a float there would silently switch pre-LN on.
     rng : numpy.random.Generator
         Initial weights.
     dropout_rng : numpy.random.Generator, optional
@@ -90,8 +94,8 @@ class TransformerEncoderLayer(Module):
         dim_feedforward: int,
         dropout: float = 0.0,
         activation: str = "gelu",
-        norm_first: bool = True,
         *,
+        norm_first: bool = True,
         rng: np.random.Generator,
         dropout_rng: np.random.Generator | None = None,
         dtype: Any = np.float32,
@@ -144,8 +148,8 @@ class TransformerDecoderLayer(Module):
         dim_feedforward: int,
         dropout: float = 0.0,
         activation: str = "gelu",
-        norm_first: bool = True,
         *,
+        norm_first: bool = True,
         rng: np.random.Generator,
         dropout_rng: np.random.Generator | None = None,
         dtype: Any = np.float32,
