@@ -109,3 +109,14 @@ def test_exercise_12_sweep_runs_and_tabulates():
     assert [(r["quantizer"], r["bits"]) for r in rows] == [("ptq", 2), ("psq", 2), ("bhq", 2)]
     assert all(0 <= r["test_accuracy"] <= 1 for r in rows)
     assert S6.table(rows).count("\n") == 4
+
+
+def test_exercise_13_ptq_bits_lie_between_the_two_per_bit_laws():
+    r = S6.exercise_13(n_train=200, epochs=1)
+    assert r["ratio_at_4_bits"] > 1  # per-tensor is worse than per-token on token rows
+    low, high = r["predicted_if_4x_per_bit"], r["predicted_if_2x_per_bit"]
+    assert math.floor(low) - 1 <= r["bits_needed"] <= math.ceil(high)  # −1: the 4 → 5 bit step, below
+    v = r["ptq_variance"]
+    # From 5 bits on the step halves per bit, so the exact variance falls between 2× and about 4× per bit;
+    # from 4 to 5 bits the zero-aligned grid's step can shrink by more than 2.
+    assert all(1.9 < v[b] / v[b + 1] < 4.5 for b in range(5, 12))
