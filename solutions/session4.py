@@ -1,4 +1,4 @@
-"""Solutions, session 4 (variance): exercise 8 of docs/teachers.md.
+"""Solutions, session 4 (variance): exercises 8 and 9 of docs/teachers.md.
 
 Run ``python solutions/session4.py`` to print the answer (about a minute on one core).
 """
@@ -69,7 +69,81 @@ def exercise_8(
     return out
 
 
+# -- exercise 9: Eq. 8 for one layer, with ‖γ‖₂ from power iteration ---------------------------
+def exercise_9(hidden: int = 8, batch: int = 8, bits: int = 2, draws: int = 2000, seed: int = 0) -> dict:
+    """Eq. 8's bound for the last layer's gradient quantizer of a 3-layer ReLU MLP.
+
+    Forward (float64, digits): h₁ = relu(x W₁ᵀ + b₁), h₂ = relu(h₁ W₂ᵀ + b₂),
+    z = h₂ W₃ᵀ + b₃, cross-entropy. Layer 3's input-path quantizer rounds
+    G = ∂ℓ/∂z (batch × 10); the back-propagation map γ takes it to the
+    parameter gradients of layers 1 and 2: γ(G) = ∇_{W₁,b₁,W₂,b₂} of
+    ⟨G W₃, h₂⟩ with the ReLU masks of this forward pass fixed, a linear map.
+
+    ‖γ‖₂ comes from power iteration on γᵀγ, where γ(V) is one ``backward``
+    and γᵀ is applied through the dense matrix of γ (one backward per
+    entry of G; small here) — checked against ``np.linalg.norm(M, 2)``.
+    Then, with e = Q(G) − G (independent elementwise errors):
+
+        term  = E‖γ(e)‖² = Σⱼ Var(eⱼ) ‖M[:, j]‖²      (exact, and by Monte Carlo)
+        bound = ‖γ‖₂² · E‖e‖² = ‖γ‖₂² · Σⱼ Var(eⱼ)    (Eq. 8)
+
+    The bound holds, but loosely: it charges every error with the largest
+    singular direction of γ, while the errors spread over all directions
+    (``ratio`` = term / bound, well below 1).
+    """
+    from refqt import Tensor, ops
+    from refqt.quant import PSQ
+
+    x_all, y_all = load_digits()
+    x, y = x_all[:batch].reshape(batch, -1).astype(np.float64), y_all[:batch]
+    rng = np.random.default_rng(seed)
+    w1, b1 = rng.standard_normal((hidden, 64)) * 0.1, rng.standard_normal(hidden) * 0.1
+    w2, b2 = rng.standard_normal((hidden, hidden)) * 0.3, rng.standard_normal(hidden) * 0.1
+    w3, b3 = rng.standard_normal((10, hidden)) * 0.3, np.zeros(10)
+
+    def backprop(v: np.ndarray) -> np.ndarray:
+        """γ(v): layer 1-2 parameter gradients, flattened, for output cotangent v (batch, 10)."""
+        params = [Tensor(a, requires_grad=True) for a in (w1, b1, w2, b2)]
+        h1 = ops.relu(ops.linear(Tensor(x), params[0], params[1]))
+        h2 = ops.relu(ops.linear(h1, params[2], params[3]))
+        h2.backward(v @ w3)  # layer 3's input-path gradient: G W₃
+        return np.concatenate([p.grad.ravel() for p in params])
+
+    h2 = np.maximum(np.maximum(x @ w1.T + b1, 0) @ w2.T + b2, 0)
+    z = h2 @ w3.T + b3
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    g = (p - np.eye(10)[y]) / batch  # ∂(mean cross-entropy)/∂z
+
+    m = np.stack([backprop(e.reshape(g.shape)) for e in np.eye(g.size)], axis=1)  # dense γ
+    v = rng.standard_normal(g.size)
+    for _ in range(200):  # power iteration on γᵀγ
+        v = m.T @ (m @ v)
+        v /= np.linalg.norm(v)
+    norm_gamma = float(np.linalg.norm(m @ v))
+    var = np.asarray(PSQ(bits).elementwise_variance(g)).ravel()
+    term_exact = float(np.sum(var * np.sum(m * m, axis=0)))
+    u = rng.random((draws, *g.shape))
+    errors = (PSQ(bits).quantize(g, u) - g).reshape(draws, -1)
+    per_draw = np.sum((errors @ m.T) ** 2, axis=1)
+    bound = norm_gamma**2 * float(var.sum())
+    return {
+        "norm_gamma_power_iteration": norm_gamma,
+        "norm_gamma_svd": float(np.linalg.norm(m, 2)),
+        "term_exact": term_exact,
+        "term_monte_carlo": float(per_draw.mean()),
+        "term_monte_carlo_se": float(per_draw.std(ddof=1) / np.sqrt(draws)),
+        "bound": bound,
+        "ratio": term_exact / bound,
+    }
+
+
 if __name__ == "__main__":
+    r9 = exercise_9()
+    print(f"exercise 9: ||gamma||_2 = {r9['norm_gamma_power_iteration']:.5g} by power iteration "
+          f"({r9['norm_gamma_svd']:.5g} by SVD); term = {r9['term_exact']:.4g} exact, "
+          f"{r9['term_monte_carlo']:.4g} ± {r9['term_monte_carlo_se']:.2g} Monte Carlo; "
+          f"Eq. 8 bound {r9['bound']:.4g} (term / bound = {r9['ratio']:.3f})")
     for depth, r in exercise_8().items():
         dist = ", ".join(f"{d}: {v:.2g}" for d, v in r["by_distance"].items())
         received = ", ".join(f"{v:.3g}" for v in r["received"])

@@ -89,6 +89,14 @@ def test_exercise_8_terms_are_lower_triangular_and_off_the_diagonal():
     assert r["by_distance"][1] == 1.0
 
 
+def test_exercise_9_eq8_bound_holds_and_power_iteration_finds_the_norm():
+    r = S4.exercise_9(draws=1000)
+    assert math.isclose(r["norm_gamma_power_iteration"], r["norm_gamma_svd"], rel_tol=1e-6)
+    assert r["term_exact"] <= r["bound"]
+    # Monte Carlo against the exact term: |z| > 5 by chance has probability < 1e-6.
+    assert abs(r["term_monte_carlo"] - r["term_exact"]) < 5 * r["term_monte_carlo_se"]
+
+
 def test_exercise_10_gain_follows_the_spread_of_row_ranges():
     r = S5.exercise_10(n=32, d=64)
     assert r["one row dominates"]["measured"] > 32 / 2
