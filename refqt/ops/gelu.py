@@ -19,7 +19,9 @@ runs on every backend::
 In float64, thirty terms of the series and fifty levels of the fraction give
 erf and Φ to about 1e-13 relative, tails included (tests check them against
 ``math.erf`` / ``math.erfc``); float32 input takes twenty of each. The exact
-form costs roughly ten to twenty times the tanh form on the CPU.
+op costs about a hundred times the tanh form's (a hundred-odd elementwise
+passes against a handful); in the small transformer of tutorial 10 that makes
+a training epoch about 15 % slower.
 """
 
 from __future__ import annotations
