@@ -94,7 +94,8 @@ def test_transform_and_variance_equal_the_dense_definition(ranges):
     lam = np.asarray(ranges)
     # rows with exactly these ranges: a random row rescaled to span λ_i
     x = rng.standard_normal((lam.size, 24))
-    x = (x - x.min(axis=1, keepdims=True)) / np.ptp(x, axis=1, keepdims=True) * lam[:, None] - lam[:, None] / 2
+    unit = (x - x.min(axis=1, keepdims=True)) / np.ptp(x, axis=1, keepdims=True)
+    x = unit * lam[:, None] - lam[:, None] / 2
     np.testing.assert_allclose(np.ptp(x, axis=1), lam, rtol=1e-12)
     _check_against_dense(np.ptp(x, axis=1), x)
 
