@@ -41,7 +41,7 @@ import numpy as np
 
 from refqt.benchmarks.timing import best_ms, one_thread
 from refqt.ops.conv import conv2d_forward
-from refqt.quant import BHQ, PSQ, PTQ, PerSampleShift
+from refqt.quant import BHQ, PSQ, PTQ, GradientQuantizer, PerSampleShift, make_gradient_quantizer
 from refqt.quant import fast as quant_fast
 from refqt.quant.householder import apply_transform_fast, block_householder
 from refqt.quant.rounding import NoiseStream
@@ -196,34 +196,40 @@ def small_benchmark(
         ``shape``, ``matmul_us`` (None for a 4-D gradient), ``noise_us`` and
         one entry per name in ``SMALL_QUANTIZERS``.
     """
-    from refqt.quant import make_gradient_quantizer
-
     limit, note = one_thread()
     rows = []
     with limit:
         for shape in shapes:
-            rng = np.random.default_rng(seed)
-            x = rng.standard_normal(shape, dtype=np.float32)
-            x *= np.exp(rng.standard_normal((shape[0],) + (1,) * (len(shape) - 1))).astype(np.float32)
-            out = np.empty_like(x)
-            gen = np.random.default_rng(seed + 1)
-            timers: dict[str, Callable[[], Any]] = {
-                name: (lambda q=make_gradient_quantizer(name, bits): q(x, gen, out=out))
-                for name in SMALL_QUANTIZERS
-            }
-            timers["noise"] = lambda: NoiseStream(gen).take(x.size)
-            if len(shape) == 2:
-                w = rng.standard_normal((shape[1], shape[1]), dtype=np.float32)
-                timers["matmul"] = lambda w=w: np.matmul(x, w)
+            timers = _small_timers(shape, bits, seed)
             best = dict.fromkeys(timers, float("inf"))
             for fn in timers.values():
                 fn()  # warm-up
             for _ in range(calls):
                 for name, fn in timers.items():
                     best[name] = min(best[name], best_ms(fn, 1) * 1e3)
-            best.setdefault("matmul", None)
-            rows.append({"shape": shape, **{f"{k}_us" if k in ("matmul", "noise") else k: v for k, v in best.items()}})
+            row: dict[str, Any] = {"shape": shape, "matmul_us": best.pop("matmul", None)}
+            row["noise_us"] = best.pop("noise")
+            rows.append({**row, **best})
     return {"threads": note, "bits": bits, "calls": calls, "rows": rows}
+
+
+def _small_timers(shape: tuple[int, ...], bits: int, seed: int) -> dict[str, Callable[[], Any]]:
+    """One call each: every quantizer of ``SMALL_QUANTIZERS`` into ``out=``, the noise, the matmul."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape, dtype=np.float32)
+    x *= np.exp(rng.standard_normal((shape[0],) + (1,) * (len(shape) - 1))).astype(np.float32)
+    out = np.empty_like(x)
+    gen = np.random.default_rng(seed + 1)
+
+    def quantize(q: GradientQuantizer) -> Callable[[], Any]:
+        return lambda: q(x, gen, out=out)
+
+    timers = {name: quantize(make_gradient_quantizer(name, bits)) for name in SMALL_QUANTIZERS}
+    timers["noise"] = lambda: NoiseStream(gen).take(x.size)
+    if len(shape) == 2:
+        w = rng.standard_normal((shape[1], shape[1]), dtype=np.float32)
+        timers["matmul"] = lambda: np.matmul(x, w)
+    return timers
 
 
 def format_small(figures: dict[str, Any]) -> str:

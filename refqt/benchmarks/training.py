@@ -143,7 +143,7 @@ def _draws_vs_steps_ms(
 def training_benchmark(
     repeats: int = 3, layer: bool = True, k: int = 32, transformer: bool = True
 ) -> dict[str, Any]:
-    """Step times (ms) per workload and mode, their ratios to exact, the transformer runs, the draws figure."""
+    """Step times (ms) per workload and mode, ratios to exact, the transformer runs, the draws figure."""
     limit, blas = one_thread()
     x, y = load_digits()
     batch = (x[:128], y[:128])
@@ -199,7 +199,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--skip-layer", action="store_true", help="skip the large conv layer")
     parser.add_argument("--skip-transformer", action="store_true", help="skip the quick transformer runs")
     args = parser.parse_args(argv)
-    report = training_benchmark(args.repeats, layer=not args.skip_layer, transformer=not args.skip_transformer)
+    report = training_benchmark(
+        args.repeats, layer=not args.skip_layer, transformer=not args.skip_transformer
+    )
     print(format_report(report))
 
 

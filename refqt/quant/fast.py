@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from refqt.quant.grid import AffineGrid
-from refqt.quant.rounding import NOISE_BITS, NoiseStream, draw_codes
+from refqt.quant.rounding import NOISE_BITS, NoiseStream
 
 CHUNK = 1 << 16
 """Elements per block: 256 KiB of float32, so a block's input, output, noise

@@ -72,16 +72,6 @@ def noise_codes(rng: np.random.Generator, n: int) -> np.ndarray:
     return NoiseStream(rng).take(n)
 
 
-def draw_codes(rng: np.random.Generator, n: int) -> np.ndarray:
-    """``NoiseStream(rng).take(n)`` in one call, for a generator already checked: (n,) uint16.
-
-    The small-array path's draw: ``⌈n/4⌉`` raw 64-bit outputs cut into
-    little-endian 16-bit pieces, the leftover pieces dropped (as a fresh
-    stream's would be).
-    """
-    return rng.bit_generator.random_raw(-(-n // 4)).astype("<u8", copy=False).view("<u2")[:n]
-
-
 def uniform_from_codes(m: Any, dtype: Any) -> Any:
     """``u = (m + ½) / 2¹⁶`` as an array of ``dtype`` (same backend as ``m``).
 
