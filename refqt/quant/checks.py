@@ -84,9 +84,10 @@ def as_rows(x: Any) -> Any:
     A conv gradient (N, C, H, W) becomes (N, C·H·W); a 1-D array (N,) becomes
     (N, 1); a scalar becomes (1, 1).
     """
-    xp = namespace(x)
     if x.ndim == 0:
-        return xp.reshape(x, (1, 1))
+        return namespace(x).reshape(x, (1, 1))
     n = x.shape[0]
-    d = int(np.prod(x.shape[1:], dtype=np.int64))
-    return xp.reshape(x, (n, d))
+    d = math.prod(x.shape[1:])
+    if isinstance(x, np.ndarray):
+        return x.reshape(n, d)
+    return namespace(x).reshape(x, (n, d))

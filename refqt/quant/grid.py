@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from refqt.backend import namespace
+from refqt.backend import get_backend, namespace
 from refqt.quant.checks import NonFiniteInputError
 from refqt.quant.rounding import round_nearest, stochastic_round
 
@@ -258,7 +258,9 @@ def zero_aligned_grid(
     host = host_float(xp, work)
     step_w = host(finite_step(step, host))
     inv_w = host(1.0) / step_w
-    values = xp.asarray([[float(step_w), float(inv_w), float(kmin), float(kmin + levels), lo]], dtype=work)
+    row = [[float(step_w), float(inv_w), float(kmin), float(kmin + levels), lo]]
+    on_numpy = xp is get_backend("numpy").xp
+    values = np.array(row, dtype=work) if on_numpy else xp.asarray(row, dtype=work)  # NumPy: no wrapper
     step_a, inv_a, kmin_a, kmax_a, lo_a = (values[:, i : i + 1] for i in range(5))  # (1, 1) views
     return AffineGrid(
         step=step_a,

@@ -414,8 +414,10 @@ def transform_position_major(t: BlockHouseholder, a: np.ndarray, inverse: bool =
     contiguous slices per row position, or, over a run of positions where the
     same ``m`` groups go on, one ``add.accumulate`` (sequential by definition)
     on a (run + 1, m, D) stack of the sums so far and those rows. ``β`` and
-    ``n·β`` are then formed per group and subtracted from all rows with two
-    calls. A group of one row gets ``β = (a − 1·a)·0 = 0`` and ``n = 0``, so
+    ``n·β`` are then formed per group and subtracted from the first rows in
+    one call and from the small rows run by run (the rows at a position are
+    groups 0 … m − 1, so ``n·β[:m]`` lines up with them: no gather). A group
+    of one row gets ``β = (a − 1·a)·0 = 0`` and ``n = 0``, so
     it is left as it is, like the reference.
     """
     c = position_major(t, a.dtype)
@@ -431,7 +433,10 @@ def transform_position_major(t: BlockHouseholder, a: np.ndarray, inverse: bool =
             total[:m] = np.add.accumulate(stack, axis=0)[-1]
     beta = np.multiply(np.subtract(total, np.multiply(c["root"], a[:k])), c["inv_root_m1"])
     np.subtract(a[:k], np.multiply(c["n_first"], beta), out=a[:k])
-    np.subtract(a[k:], np.multiply(c["n_rest"], beta)[c["group"][k:]], out=a[k:])
+    n_beta = np.multiply(c["n_rest"], beta, out=beta)  # n·β of every small row of a group, (K, D)
+    for start, m, run in c["runs"]:  # the small rows at a run of positions: groups 0 … m − 1 each
+        block = a[start : start + run * m].reshape(run, m, -1)
+        np.subtract(block, n_beta[:m], out=block)
     if inverse:
         np.multiply(a, c["inv_s"], out=a)
 
@@ -447,9 +452,8 @@ def position_major(t: BlockHouseholder, work: Any) -> dict[str, Any]:
     ``r`` of the ``q``-th group, and position ``r`` lists only the ``m_r``
     groups with more than ``r`` rows (a prefix of the ranking), so positions
     are contiguous slices, the first ``K`` slots being the groups' first rows.
-    ``perm`` (N,): original row in each slot; ``group`` (N,): rank of its
-    group; ``s``, ``inv_s`` (N, 1), per rank ``root``, ``inv_root_m1``,
-    ``n_first`` (``1/√G − 1``), ``n_rest`` (``1/√G``) (K, 1), all of dtype
+    ``perm`` (N,): original row in each slot; ``s``, ``inv_s`` (N, 1), per
+    rank ``root``, ``inv_root_m1``, ``n_first`` (``1/√G − 1``), ``n_rest`` (``1/√G``) (K, 1), all of dtype
     ``work`` and the same numbers as :meth:`BlockHouseholder.grouped_coefficients`;
     ``runs``: ``(start, m, run)`` for the positions r ≥ 1, ``run`` of them in
     a row with the same ``m`` (single positions where fewer than ``RUN_STACK``).
@@ -465,7 +469,7 @@ def position_major(t: BlockHouseholder, work: Any) -> dict[str, Any]:
         position = np.repeat(np.arange(m.size), m)  # r of each slot
         perm = grouped[starts[ranked][rank] + position]
         s = t.scales[perm]
-        c: dict[str, Any] = {"perm": perm, "group": rank, "s": s.astype(dt)[:, None]}
+        c: dict[str, Any] = {"perm": perm, "s": s.astype(dt)[:, None]}
         c["inv_s"] = (1.0 / s).astype(dt)[:, None]
         numbers = _group_numbers(sizes[ranked])
         for name, per_group in zip(("root", "inv_root_m1", "n_first", "n_rest"), numbers, strict=True):
