@@ -59,6 +59,10 @@ def householder_dense(g: int) -> np.ndarray:
 class BlockHouseholder:
     """The transform ``T`` of BHQ for one input.
 
+    Built by :func:`block_householder` from the grouped row order
+    (:meth:`from_layout`); ``groups`` is cut from that order when first read
+    (the fast path never needs the K separate arrays).
+
     Attributes
     ----------
     groups : tuple of int arrays
@@ -70,10 +74,6 @@ class BlockHouseholder:
         (N,) float64 row ranges ``λ_i`` (with ``RANGE_EPS`` added).
     n_large : int
         ``K``, the number of groups.
-
-    :func:`block_householder` builds it from the grouped row order
-    (:meth:`from_layout`); ``groups`` is then cut from that order when first
-    read (the fast path never needs the K separate arrays).
     """
 
     def __init__(self, groups: Any, scales: np.ndarray, ranges: np.ndarray, n_large: int):
@@ -102,6 +102,7 @@ class BlockHouseholder:
 
     @property
     def groups(self) -> tuple[np.ndarray, ...]:
+        """Original row indices of each group, large row first (see the class docstring)."""
         if self._groups is None:
             grouped, _, starts = self._layout()
             self._groups = tuple(np.split(grouped, starts[1:].tolist()))
