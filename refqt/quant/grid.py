@@ -196,7 +196,9 @@ def tensor_minmax_grid(
     step_w = host(finite_step(span / levels if span > 0 else 1.0, host))
     inv_w = host(1.0) / step_w
 
-    values = xp.asarray([[float(step_w), float(inv_w), 0.0, float(levels), float(mn)]], dtype=work)
+    row = [[float(step_w), float(inv_w), 0.0, float(levels), float(mn)]]
+    on_numpy = xp is get_backend("numpy").xp
+    values = np.array(row, dtype=work) if on_numpy else xp.asarray(row, dtype=work)  # NumPy: no wrapper
     step, inv_step, kmin, kmax, lo = (values[:, i : i + 1] for i in range(5))  # (1, 1) views
     return AffineGrid(
         step=step, inv_step=inv_step, kmin=kmin, kmax=kmax, levels=levels, lo=lo, y_nonnegative=True
