@@ -12,14 +12,12 @@ Three workloads:
   stride 1, padding 1, as one layer "step" (forward + backward with a fixed
   random cotangent).
 
-For the CNN and the layer: the exact step, QAT, and FQT with BHQ at 5 bits
-(8-bit per-channel weight path), as ratios to exact. The CNN's small steps
-take turns, one step of each mode per round, best of N rounds, so a burst of
-load on a shared machine falls on every mode alike. The large layer is timed
-mode by mode, as a training run uses one mode: timing the three modes in turn
-made FQT's conv layer look far slower (1.73-1.79x exact against 1.41-1.49x
-on its own, on a shared 2-core machine; most likely memory reuse between the
-modes' large arrays, not pinned down). Then the statistics' reuse of the forward
+For each: the exact step, QAT, and FQT with BHQ at 5 bits (8-bit per-channel
+weight path), as ratios to exact. Each mode is timed on its own, best of N,
+as a training run uses one mode: timing the three modes in turn made FQT's
+conv layer look far slower (1.73-1.79x exact against 1.41-1.49x on its own,
+on a shared 2-core machine; most likely memory reuse between the modes'
+large arrays, not pinned down). Then the statistics' reuse of the forward
 pass: K = 32 gradient draws for one batch (one forward, K backward passes)
 against K full steps, in FQT and, for scale, in QAT (no gradient quantizer)::
 
@@ -55,26 +53,18 @@ MODES = {
 }
 
 
-def _cnn_steps_ms(batch: tuple[np.ndarray, np.ndarray], rounds: int) -> dict[str, float]:
-    """Best SGD step (ms) of the digits CNN in each of ``MODES``, the modes taking turns each round."""
-    steps = {}
-    for name, config in MODES.items():
-        model = quantize(SmallCNN(rng=np.random.default_rng(0)), config)
-        opt = SGD(model.parameters(), lr=0.01, momentum=0.9)
+def _cnn_step_ms(config: QuantConfig, batch: tuple[np.ndarray, np.ndarray], repeats: int) -> float:
+    model = quantize(SmallCNN(rng=np.random.default_rng(0)), config)
+    opt = SGD(model.parameters(), lr=0.01, momentum=0.9)
 
-        def step(model: SmallCNN = model, opt: SGD = opt) -> None:
-            loss = classification_loss(model, batch)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+    def step() -> None:
+        loss = classification_loss(model, batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
 
-        step()  # warm-up
-        steps[name] = step
-    best = dict.fromkeys(steps, float("inf"))
-    for _ in range(rounds):
-        for name, step in steps.items():
-            best[name] = min(best[name], best_ms(step, 1))
-    return best
+    step()  # warm-up
+    return best_ms(step, repeats)
 
 
 TRANSFORMER_MODES = {
@@ -159,7 +149,8 @@ def training_benchmark(
     batch = (x[:128], y[:128])
     figures: dict[str, Any] = {"blas": blas, "k": k}
     with limit:
-        figures["digits_cnn_ms"] = _cnn_steps_ms(batch, 5 * repeats)
+        cnn = {name: _cnn_step_ms(cfg, batch, 5 * repeats) for name, cfg in MODES.items()}
+        figures["digits_cnn_ms"] = cnn
         if transformer:
             figures["transformer_s"] = transformer_seconds(repeats)
         if layer:
