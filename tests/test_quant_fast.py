@@ -1,10 +1,12 @@
 """The NumPy fast paths against the plain reference path, with the same random bits.
 
-``q(x, rng)`` on NumPy runs chunked in-place kernels (:mod:`refqt.quant.fast`,
-:func:`refqt.quant.householder.apply_transform_fast`); ``q.reference(x, rng)``
-runs the array-API code on whole arrays. For the same generator state both
-must agree bit for bit. Small chunk sizes make the small test arrays cross
-every kind of block boundary (pieces of a row, several rows per block,
+``q(x, rng)`` on NumPy runs the fast spellings (:mod:`refqt.quant.fast`,
+:func:`refqt.quant.householder.apply_transform_fast`): the whole-array one for
+arrays of at most ``fast.SMALL`` elements, chunked in-place kernels above;
+``q.reference(x, rng)`` runs the array-API code on whole arrays. For the same
+generator state both must agree bit for bit. ``SMALL = 0`` sends the small
+test arrays through the blocked spelling, and small chunk sizes make them
+cross every kind of block boundary (pieces of a row, several rows per block,
 several column blocks per Householder group).
 """
 
@@ -20,10 +22,15 @@ QUANTIZERS = [PTQ, PSQ, lambda b: PSQ(b, axis="column"), BHQ, PerSampleShift]
 IDS = ["ptq", "psq", "psq-column", "bhq", "shift"]
 
 
-@pytest.fixture(params=[1 << 15, 8, 64], ids=["chunk-default", "chunk-8", "chunk-64"])
+@pytest.fixture(
+    params=[None, 1 << 15, 8, 64], ids=["whole-array", "chunk-default", "chunk-8", "chunk-64"]
+)
 def small_chunks(request, monkeypatch):
-    monkeypatch.setattr(fast, "CHUNK", request.param)
-    monkeypatch.setattr(householder, "BLOCK_ELEMENTS", max(4, request.param // 2))
+    """``None``: the whole-array spelling; a chunk size: the blocked spelling with that chunk."""
+    if request.param is not None:
+        monkeypatch.setattr(fast, "SMALL", 0)
+        monkeypatch.setattr(fast, "CHUNK", request.param)
+        monkeypatch.setattr(householder, "BLOCK_ELEMENTS", max(4, request.param // 2))
     return request.param
 
 
@@ -145,3 +152,62 @@ def test_psq_channel_ranges_by_either_order(shape):
     np.testing.assert_array_equal(mins, x.min(axis=axes))
     np.testing.assert_array_equal(maxs, x.max(axis=axes))
     np.testing.assert_array_equal(q(x, np.random.default_rng(1)), q.reference(x, np.random.default_rng(1)))
+
+
+def _drawn_input(shape: tuple[int, ...], dtype: type, seed: int, zeros: float, spread: float) -> np.ndarray:
+    r = np.random.default_rng(seed)
+    scale = np.exp(spread * r.standard_normal((shape[0],) + (1,) * (len(shape) - 1)))
+    x = (r.standard_normal(shape) * scale).astype(dtype)
+    x[r.random(shape) < zeros] = 0
+    return x
+
+
+SHAPES = st.one_of(
+    st.tuples(st.integers(1, 700), st.integers(1, 70)),
+    st.tuples(st.integers(1, 40), st.integers(1, 20), st.integers(1, 9), st.integers(1, 9)),
+    st.tuples(st.integers(1, 50), st.integers(1, 6), st.integers(1, 30)),
+)
+
+
+@given(
+    SHAPES,
+    st.sampled_from(IDS),
+    st.sampled_from([np.float16, np.float32, np.float64]),
+    st.sampled_from([1, 2, 4, 5, 8, 16]),
+    st.integers(0, 2**32 - 1),
+    st.sampled_from([0.0, 0.3]),
+    st.sampled_from([0.0, 2.0]),
+    st.booleans(),
+)
+def test_whole_array_and_blocked_spellings_equal_reference_on_drawn_shapes(
+    shape, name, dtype, bits, seed, zeros, spread, blocked
+):
+    """Same seed, same result: either fast spelling against the reference, on random shapes and inputs."""
+    q = QUANTIZERS[IDS.index(name)](bits)
+    x = _drawn_input(shape, dtype, seed, zeros, spread)
+    with pytest.MonkeyPatch.context() as patch:
+        if blocked:
+            patch.setattr(fast, "SMALL", 0)
+        got = q(x, np.random.default_rng(seed))
+    want = q.reference(x, np.random.default_rng(seed))
+    assert got.dtype == x.dtype
+    np.testing.assert_array_equal(got, want, err_msg=f"{q} {np.dtype(dtype).name} {shape}")
+
+
+@pytest.mark.parametrize("shape", [(640, 32), (640, 64), (32, 16, 8, 8), (128, 32, 8, 8)])
+@pytest.mark.parametrize("make", QUANTIZERS, ids=IDS)
+def test_teaching_shapes_take_the_whole_array_spelling_and_equal_reference(shape, make):
+    """The benchmark's shapes are small (one spelling for all of them), and agree with the reference."""
+    assert fast.is_small(int(np.prod(shape)))
+    x = _drawn_input(shape, np.float32, 3, 0.05, 1.0)
+    q = make(5)
+    np.testing.assert_array_equal(q(x, np.random.default_rng(4)), q.reference(x, np.random.default_rng(4)))
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 640, 641])
+def test_folded_column_ranges_equal_numpy(n):
+    """Halving the rows (odd counts keep their last row) gives NumPy's column min and max."""
+    x = np.random.default_rng(n).standard_normal((n, 32)).astype(np.float32)
+    mins, maxs = fast.column_ranges(x)
+    np.testing.assert_array_equal(mins, x.min(axis=0))
+    np.testing.assert_array_equal(maxs, x.max(axis=0))

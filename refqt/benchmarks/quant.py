@@ -10,6 +10,7 @@ output and into a reused ``out=``; each also as a fraction of the layer's conv
 forward (:func:`refqt.ops.conv.conv2d_forward`) timed in the same run::
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m refqt.benchmarks.quant [--bits 8] [--repeats 3]
+    python -m refqt.benchmarks.quant --small [--bits 5] [--calls 300]
 
 (Unset those two variables when benchmarking: they pin OpenBLAS to a core
 type / cache size that may not match the machine.) BLAS is limited to one
@@ -21,6 +22,13 @@ figures as a dict.
 A last line prints this machine's floor for any quantize-dequantize of the
 array: one read (a range needs one), one read and write (the output), and the
 16-bit noise of every element -- three costs that no NumPy code can avoid.
+
+``--small`` times the teaching models' gradients instead (:func:`small_benchmark`):
+a per-token gradient of the quick transformer (640, 32), a wider one (640, 64) and a
+digits-CNN conv gradient (32, 16, 8, 8), float32, 5 bits by default, per call in µs
+(best of ``--calls``, into a reused ``out=``), beside the matmul each feeds
+(``g @ w`` with ``w`` (D, D); none for the conv gradient) and the 16-bit noise
+of its elements alone (the defined noise, :class:`~refqt.quant.rounding.NoiseStream`).
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ import numpy as np
 
 from refqt.benchmarks.timing import best_ms, one_thread
 from refqt.ops.conv import conv2d_forward
-from refqt.quant import BHQ, PSQ, PTQ, PerSampleShift
+from refqt.quant import BHQ, PSQ, PTQ, GradientQuantizer, PerSampleShift, make_gradient_quantizer
 from refqt.quant import fast as quant_fast
 from refqt.quant.householder import apply_transform_fast, block_householder
 from refqt.quant.rounding import NoiseStream
@@ -166,13 +174,94 @@ def format_figures(figures: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+SMALL_SHAPES = ((640, 32), (640, 64), (32, 16, 8, 8))
+"""Gradients of the teaching models: quick transformer tokens (640, 32) and (640, 64), a digits conv."""
+
+SMALL_QUANTIZERS = ("ptq", "psq", "psq-column", "bhq")
+
+
+def small_benchmark(
+    shapes: tuple[tuple[int, ...], ...] = SMALL_SHAPES, bits: int = 5, calls: int = 300, seed: int = 0
+) -> dict[str, Any]:
+    """Per-call µs of each quantizer on small gradients, with the matmul each feeds and the noise alone.
+
+    The quantizers are timed in turn, round after round (``calls`` rounds of
+    one call each), so a burst of load on a shared machine hits them alike;
+    each figure is the best call.
+
+    Returns
+    -------
+    dict
+        ``threads``, ``bits``, ``calls`` and ``rows``: per shape a dict with
+        ``shape``, ``matmul_us`` (None for a 4-D gradient), ``noise_us`` and
+        one entry per name in ``SMALL_QUANTIZERS``.
+    """
+    limit, note = one_thread()
+    rows = []
+    with limit:
+        for shape in shapes:
+            timers = _small_timers(shape, bits, seed)
+            best = dict.fromkeys(timers, float("inf"))
+            for fn in timers.values():
+                fn()  # warm-up
+            for _ in range(calls):
+                for name, fn in timers.items():
+                    best[name] = min(best[name], best_ms(fn, 1) * 1e3)
+            row: dict[str, Any] = {"shape": shape, "matmul_us": best.pop("matmul", None)}
+            row["noise_us"] = best.pop("noise")
+            rows.append({**row, **best})
+    return {"threads": note, "bits": bits, "calls": calls, "rows": rows}
+
+
+def _small_timers(shape: tuple[int, ...], bits: int, seed: int) -> dict[str, Callable[[], Any]]:
+    """One call each: every quantizer of ``SMALL_QUANTIZERS`` into ``out=``, the noise, the matmul."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape, dtype=np.float32)
+    x *= np.exp(rng.standard_normal((shape[0],) + (1,) * (len(shape) - 1))).astype(np.float32)
+    out = np.empty_like(x)
+    gen = np.random.default_rng(seed + 1)
+
+    def quantize(q: GradientQuantizer) -> Callable[[], Any]:
+        return lambda: q(x, gen, out=out)
+
+    timers = {name: quantize(make_gradient_quantizer(name, bits)) for name in SMALL_QUANTIZERS}
+    timers["noise"] = lambda: NoiseStream(gen).take(x.size)
+    if len(shape) == 2:
+        w = rng.standard_normal((shape[1], shape[1]), dtype=np.float32)
+        timers["matmul"] = lambda: np.matmul(x, w)
+    return timers
+
+
+def format_small(figures: dict[str, Any]) -> str:
+    """The small-array table: µs per call of each quantizer, the matmul the gradient feeds, the noise."""
+    names = [n.upper() if n != "psq-column" else "PSQ chan." for n in SMALL_QUANTIZERS]
+    head = ["gradient (float32)", *names, "matmul it feeds", "noise alone"]
+    lines = [
+        f"{figures['bits']} bits, µs per call, best of {figures['calls']}; {figures['threads']}",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
+    for row in figures["rows"]:
+        cells = [str(tuple(row["shape"]))]
+        cells += [f"{row[n]:.0f}" for n in SMALL_QUANTIZERS]
+        cells.append("–" if row["matmul_us"] is None else f"{row['matmul_us']:.0f}")
+        cells.append(f"{row['noise_us']:.0f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bits", type=int, default=8)
+    parser.add_argument("--bits", type=int, default=None, help="default 8 (layer), 5 (--small)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch", type=int, default=LAYER[0])
+    parser.add_argument("--small", action="store_true", help="the teaching models' small gradients instead")
+    parser.add_argument("--calls", type=int, default=300, help="--small: timed calls per quantizer")
     args = parser.parse_args(argv)
-    print(format_figures(quant_benchmark((args.batch, *LAYER[1:]), args.bits, args.repeats)))
+    if args.small:
+        print(format_small(small_benchmark(bits=args.bits or 5, calls=args.calls)))
+        return
+    print(format_figures(quant_benchmark((args.batch, *LAYER[1:]), args.bits or 8, args.repeats)))
 
 
 if __name__ == "__main__":

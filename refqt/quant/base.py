@@ -22,6 +22,7 @@ BHQ. Subclasses say how the grid is found (``_grid``) and, for BHQ, what
 
 from __future__ import annotations
 
+import functools
 import numbers
 from dataclasses import dataclass
 from typing import Any
@@ -85,9 +86,9 @@ class GradientQuantizer:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(bits={self.bits})"
 
-    @property
+    @functools.cached_property
     def label(self) -> str:
-        """Name used in errors, e.g. ``PSQ(bits=4)``."""
+        """Name used in errors, e.g. ``PSQ(bits=4)`` (found once: it is passed to every check)."""
         return repr(self)
 
     # -- hooks ------------------------------------------------------------------

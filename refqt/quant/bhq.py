@@ -32,6 +32,8 @@ from refqt.quant.householder import (
     apply_transform_fast,
     block_householder,
     householder_dense,
+    position_major,
+    transform_position_major,
 )
 from refqt.quant.rounding import NoiseStream
 
@@ -70,10 +72,17 @@ class BHQ(GradientQuantizer):
         return minmax_grid(mins[:, None], maxs[:, None], self.levels, work_dtype(xp, y2.dtype), self.label)
 
     def _fast(self, x: np.ndarray, rng: np.random.Generator, out: np.ndarray) -> np.ndarray:
-        """``T x`` into ``out``, PSQ in place, ``T⁻¹`` in place (float16: via a float32 buffer)."""
+        """``T x`` into ``out``, PSQ in place, ``T⁻¹`` in place (float16: via a float32 buffer).
+
+        A small array (:func:`refqt.quant.fast.is_small`) stays in ``T``'s
+        position-major row order from the transform to its inverse
+        (:meth:`_fast_small`).
+        """
         x2 = as_rows(x)
         t = self._find_transform(x2, fast_path=True)
         work = np.float64 if x.dtype == np.float64 else np.float32
+        if fast.is_small(x.size):
+            return self._fast_small(x2, t, work, rng, out)
         buffer = out if out.dtype == work else np.empty(x.shape, dtype=work)
         y2 = buffer.reshape(x2.shape)
         apply_transform_fast(t, x2, y2)
@@ -82,6 +91,27 @@ class BHQ(GradientQuantizer):
         apply_transform_fast(t, y2, y2, inverse=True)
         if buffer is not out:
             np.copyto(out, buffer, casting="unsafe")
+        return out
+
+    def _fast_small(
+        self, x2: np.ndarray, t: BlockHouseholder, work: Any, rng: np.random.Generator, out: np.ndarray
+    ) -> np.ndarray:
+        """Gather the rows position-major once, ``T``, round, ``T⁻¹``, scatter once.
+
+        Rows are rounded per row (BHQ's grid is PSQ's, one grid per row of
+        ``T x``), so rounding them in another order changes nothing as long
+        as each row gets its own noise codes: the codes are drawn in the
+        defined row-major order of ``T x`` and gathered with the rows.
+        """
+        c = position_major(t, work)
+        perm = c["perm"]
+        a = x2[perm].astype(work, copy=False)
+        transform_position_major(t, a)
+        grid = self._grid(a, fast_path=True, shape=tuple(x2.shape))
+        codes = NoiseStream(rng).take(a.size).reshape(a.shape)[perm]
+        fast.round_small(a, grid, codes, a)
+        transform_position_major(t, a, inverse=True)
+        out.reshape(x2.shape)[perm] = a
         return out
 
     # -- variance ---------------------------------------------------------------------

@@ -22,8 +22,13 @@ def check_bits(owner: str, bits: Any) -> int:
     return int(bits)
 
 
+NUMPY_FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+
+
 def check_float_array(owner: str, x: Any) -> None:
     """TypeError unless ``x`` is a real floating array (float16/32/64) of a known backend."""
+    if type(x) is np.ndarray and x.dtype in NUMPY_FLOATS:  # the common case, without the namespace lookup
+        return
     if not is_array(x):
         hint = " (a refqt Tensor: pass tensor.data)" if type(x).__name__ == "Tensor" else ""
         raise TypeError(
@@ -47,6 +52,10 @@ def check_finite_ranges(owner: str, mins: Any, maxs: Any, shape: tuple[int, ...]
     The row minima and maxima carry any NaN / Inf of the input, so this costs
     nothing beyond the range finding every quantizer does anyway.
     """
+    if isinstance(mins, np.ndarray):  # NaN and ±Inf reach the smallest minimum or the largest maximum
+        if mins.size and not (math.isfinite(mins.min()) and math.isfinite(maxs.max())):
+            raise _non_finite(owner, shape)
+        return
     xp = namespace(mins)
     if not bool(xp.all(xp.isfinite(mins))) or not bool(xp.all(xp.isfinite(maxs))):
         raise _non_finite(owner, shape)
@@ -75,9 +84,10 @@ def as_rows(x: Any) -> Any:
     A conv gradient (N, C, H, W) becomes (N, C·H·W); a 1-D array (N,) becomes
     (N, 1); a scalar becomes (1, 1).
     """
-    xp = namespace(x)
     if x.ndim == 0:
-        return xp.reshape(x, (1, 1))
+        return namespace(x).reshape(x, (1, 1))
     n = x.shape[0]
-    d = int(np.prod(x.shape[1:], dtype=np.int64))
-    return xp.reshape(x, (n, d))
+    d = math.prod(x.shape[1:])
+    if isinstance(x, np.ndarray):
+        return x.reshape(n, d)
+    return namespace(x).reshape(x, (n, d))

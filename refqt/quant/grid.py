@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from refqt.backend import namespace
+from refqt.backend import get_backend, namespace
 from refqt.quant.checks import NonFiniteInputError
 from refqt.quant.rounding import round_nearest, stochastic_round
 
@@ -133,7 +133,10 @@ def minmax_grid(mins: Any, maxs: Any, levels: int, work: Any, owner: str = "minm
     ``mins``/``maxs`` already have the broadcast shape ((1, 1), (N, 1) or (1, D)).
     The step is never below the dtype's smallest normal number (see :func:`finite_step`);
     a range too wide for ``work`` raises NonFiniteInputError naming ``owner``.
+    ``kmin = 0`` and ``kmax = B`` are (1, 1): one number for every row.
     """
+    if isinstance(mins, np.ndarray):
+        return _minmax_grid_numpy(mins, maxs, levels, work, owner)
     xp = namespace(mins)
     lo = xp.astype(mins, xp.float64)
     hi = xp.astype(maxs, xp.float64)
@@ -141,14 +144,38 @@ def minmax_grid(mins: Any, maxs: Any, levels: int, work: Any, owner: str = "minm
     span = hi - lo
     step = xp.where(span > 0, span / levels, xp.ones_like(span))
     step_w = xp.clip(xp.astype(step, work), min=float(xp.finfo(work).smallest_normal))  # see finite_step
-    zero = xp.zeros_like(step_w)
+    bounds = xp.asarray([[0.0, float(levels)]], dtype=work)
     return AffineGrid(
         step=step_w,
         inv_step=1.0 / step_w,
-        kmin=zero,
-        kmax=zero + float(levels),
+        kmin=bounds[:, :1],
+        kmax=bounds[:, 1:],
         levels=levels,
-        lo=xp.astype(lo, work),
+        lo=mins if mins.dtype == work else xp.astype(mins, work),
+        y_nonnegative=True,
+    )
+
+
+def _minmax_grid_numpy(mins: np.ndarray, maxs: np.ndarray, levels: int, work: Any, owner: str) -> AffineGrid:
+    """:func:`minmax_grid` spelled with NumPy itself: the same operations without the array-API wrappers.
+
+    On a few hundred rows the wrappers (``clip`` above all) cost more than the
+    arithmetic; the numbers are the same.
+    """
+    lo = mins.astype(np.float64)
+    hi = maxs.astype(np.float64)
+    check_span(owner, float(np.max(hi * 0.5 - lo * 0.5)), work)
+    span = hi - lo
+    step = np.where(span > 0, span / levels, 1.0)
+    step_w = np.maximum(step.astype(work), np.finfo(work).smallest_normal)  # see finite_step
+    bounds = np.array([[0.0, float(levels)]], dtype=work)
+    return AffineGrid(
+        step=step_w,
+        inv_step=1.0 / step_w,
+        kmin=bounds[:, :1],
+        kmax=bounds[:, 1:],
+        levels=levels,
+        lo=mins if mins.dtype == work else mins.astype(work),
         y_nonnegative=True,
     )
 
@@ -169,7 +196,9 @@ def tensor_minmax_grid(
     step_w = host(finite_step(span / levels if span > 0 else 1.0, host))
     inv_w = host(1.0) / step_w
 
-    values = xp.asarray([[float(step_w), float(inv_w), 0.0, float(levels), float(mn)]], dtype=work)
+    row = [[float(step_w), float(inv_w), 0.0, float(levels), float(mn)]]
+    on_numpy = xp is get_backend("numpy").xp
+    values = np.array(row, dtype=work) if on_numpy else xp.asarray(row, dtype=work)  # NumPy: no wrapper
     step, inv_step, kmin, kmax, lo = (values[:, i : i + 1] for i in range(5))  # (1, 1) views
     return AffineGrid(
         step=step, inv_step=inv_step, kmin=kmin, kmax=kmax, levels=levels, lo=lo, y_nonnegative=True
@@ -222,17 +251,25 @@ def zero_aligned_params(
 def zero_aligned_grid(
     mn: float, mx: float, levels: int, xp: Any, work: Any, owner: str = "zero_aligned_grid"
 ) -> AffineGrid:
-    """Per-tensor grid with 0 on it (see :func:`zero_aligned_params`), shape (1, 1) arrays."""
+    """Per-tensor grid with 0 on it (see :func:`zero_aligned_params`), shape (1, 1) arrays.
+
+    The numbers are found as Python / NumPy scalars (``1/step`` in ``work``,
+    as an array division would round it) and moved into one small array.
+    """
     lo, step, kmin = zero_aligned_params(mn, mx, levels, owner)
     host = host_float(xp, work)
-    step_w = xp.full((1, 1), finite_step(step, host), dtype=work)
-    kmin_w = xp.full((1, 1), float(kmin), dtype=work)
+    step_w = host(finite_step(step, host))
+    inv_w = host(1.0) / step_w
+    row = [[float(step_w), float(inv_w), float(kmin), float(kmin + levels), lo]]
+    on_numpy = xp is get_backend("numpy").xp
+    values = np.array(row, dtype=work) if on_numpy else xp.asarray(row, dtype=work)  # NumPy: no wrapper
+    step_a, inv_a, kmin_a, kmax_a, lo_a = (values[:, i : i + 1] for i in range(5))  # (1, 1) views
     return AffineGrid(
-        step=step_w,
-        inv_step=1.0 / step_w,
-        kmin=kmin_w,
-        kmax=kmin_w + float(levels),
+        step=step_a,
+        inv_step=inv_a,
+        kmin=kmin_a,
+        kmax=kmax_a,
         levels=levels,
-        lo=None if lo == 0.0 else xp.full((1, 1), lo, dtype=work),
+        lo=None if lo == 0.0 else lo_a,
         y_nonnegative=lo != 0.0,
     )

@@ -19,7 +19,6 @@ matrix is formed, except by :meth:`BlockHouseholder.matrix` for tests.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -57,9 +56,12 @@ def householder_dense(g: int) -> np.ndarray:
     return np.eye(g) - 2.0 * np.outer(n, n) / (n @ n)
 
 
-@dataclass(frozen=True)
 class BlockHouseholder:
     """The transform ``T`` of BHQ for one input.
+
+    Built by :func:`block_householder` from the grouped row order
+    (:meth:`from_layout`); ``groups`` is cut from that order when first read
+    (the fast path never needs the K separate arrays).
 
     Attributes
     ----------
@@ -74,11 +76,37 @@ class BlockHouseholder:
         ``K``, the number of groups.
     """
 
-    groups: tuple[np.ndarray, ...]
-    scales: np.ndarray
-    ranges: np.ndarray
-    n_large: int
-    _cache: dict = field(default_factory=dict, repr=False, compare=False)
+    def __init__(self, groups: Any, scales: np.ndarray, ranges: np.ndarray, n_large: int):
+        self._groups = None if groups is None else tuple(groups)
+        self.scales = scales
+        self.ranges = ranges
+        self.n_large = n_large
+        self._cache: dict = {}
+
+    def __repr__(self) -> str:
+        return f"BlockHouseholder(n_rows={self.n_rows}, n_large={self.n_large})"
+
+    @classmethod
+    def from_layout(
+        cls,
+        grouped: np.ndarray,
+        sizes: np.ndarray,
+        starts: np.ndarray,
+        scales: np.ndarray,
+        ranges: np.ndarray,
+    ) -> BlockHouseholder:
+        """``T`` from rows in grouped order (group after group), (K,) group sizes and their offsets."""
+        t = cls(None, scales, ranges, int(sizes.size))
+        t._cache["layout"] = (grouped, sizes, starts)
+        return t
+
+    @property
+    def groups(self) -> tuple[np.ndarray, ...]:
+        """Original row indices of each group, large row first (see the class docstring)."""
+        if self._groups is None:
+            grouped, _, starts = self._layout()
+            self._groups = tuple(np.split(grouped, starts[1:].tolist()))
+        return self._groups
 
     @property
     def n_rows(self) -> int:
@@ -137,7 +165,7 @@ class BlockHouseholder:
         ``starts`` (K,) ints, ``root`` = ``√G`` and ``inv_root_m1`` =
         ``1/(√G − 1)`` (0 for G = 1) (K,).
         """
-        key = ("grouped", np.dtype(work).name)
+        key = ("grouped", np.dtype(work))
         if key not in self._cache:
             dt = np.dtype(work)
             order, sizes, starts = self._layout()
@@ -252,12 +280,13 @@ def block_householder(ranges: np.ndarray) -> BlockHouseholder:
     z = small_row_count(srt)
     k = n - z
     if z == 0:
-        return BlockHouseholder((order.copy(),), np.ones(n), lam, 1)
+        return BlockHouseholder.from_layout(order.copy(), np.array([n]), np.array([0]), np.ones(n), lam)
     large_total = float(srt[:k].sum())
     cuts = np.floor(np.cumsum(z * srt[:k] / large_total) + 0.5).astype(np.int64)
     cuts[-1] = z
-    counts = np.diff(cuts, prepend=0)
-    if np.any(counts < 1):
+    counts = cuts.copy()
+    counts[1:] -= cuts[:-1]
+    if counts.min() < 1:
         raise RuntimeError(f"BHQ grouping gave a large row no partner: counts {counts.tolist()}")
     # group i, in sorted positions: large row i, then small rows k + cuts[i−1] … k + cuts[i] − 1
     sizes = counts + 1
@@ -280,10 +309,7 @@ def block_householder(ranges: np.ndarray) -> BlockHouseholder:
     scales = np.empty(n)
     scales[grouped] = np.repeat(s2, sizes)
     scales[order[:k]] = s1
-    groups = tuple(grouped[a:b] for a, b in zip(starts.tolist(), ends.tolist(), strict=True))
-    t = BlockHouseholder(groups, scales, lam, k)
-    t._cache["layout"] = (grouped, sizes, starts)
-    return t
+    return BlockHouseholder.from_layout(grouped, sizes, starts, scales, lam)
 
 
 def apply_transform(t: BlockHouseholder, x: Any, inverse: bool = False) -> Any:
@@ -369,22 +395,34 @@ def apply_transform_fast(
 def _apply_all_groups(t: BlockHouseholder, x2: np.ndarray, out2: np.ndarray, inverse: bool) -> None:
     """:func:`apply_transform_fast` for a small matrix: all groups at once, a few dozen calls in all.
 
-    The same float operations as :func:`apply_transform`, on every group
-    together. The rows are gathered *position-major* (:func:`_by_position`:
-    every group's first row, then every group's second row, ...), so each
-    group's sum ``a_0 + a_1 + …`` is built in the reference's order: one add
-    of two contiguous slices per row position, or, over a run of positions
-    where the same ``m`` groups go on, one ``add.accumulate`` (sequential by
-    definition) on a (run + 1, m, D) stack of the sums so far and those
-    rows. ``β`` and ``n·β`` are then formed per group and subtracted from
-    all rows with two calls. A group of one row gets ``β = (a − 1·a)·0 = 0``
-    and ``n = 0``, so it is left as it is, like the reference. All rows are
+    Gathers the rows position-major (:func:`position_major`), applies
+    :func:`transform_position_major` and puts them back. All rows are
     gathered before anything is written, so ``out2`` may be ``x2``.
     """
-    work = out2.dtype
-    c = _by_position(t, work)
-    perm, k = c["perm"], t.n_large
-    a = x2[perm].astype(work, copy=False)
+    c = position_major(t, out2.dtype)
+    a = x2[c["perm"]].astype(out2.dtype, copy=False)
+    transform_position_major(t, a, inverse)
+    out2[c["perm"]] = a
+
+
+def transform_position_major(t: BlockHouseholder, a: np.ndarray, inverse: bool = False) -> None:
+    """``T`` (or ``T⁻¹``) in place on rows ``a`` (N, D) laid out position-major: ``a = x2[perm]``.
+
+    The same float operations as :func:`apply_transform`, on every group
+    together. Position-major (:func:`position_major`: every group's first row,
+    then every group's second row, ...) makes each group's sum
+    ``a_0 + a_1 + …`` come out in the reference's order: one add of two
+    contiguous slices per row position, or, over a run of positions where the
+    same ``m`` groups go on, one ``add.accumulate`` (sequential by definition)
+    on a (run + 1, m, D) stack of the sums so far and those rows. ``β`` and
+    ``n·β`` are then formed per group and subtracted from the first rows in
+    one call and from the small rows run by run (the rows at a position are
+    groups 0 … m − 1, so ``n·β[:m]`` lines up with them: no gather). A group
+    of one row gets ``β = (a − 1·a)·0 = 0`` and ``n = 0``, so
+    it is left as it is, like the reference.
+    """
+    c = position_major(t, a.dtype)
+    k = t.n_large
     if not inverse:
         np.multiply(a, c["s"], out=a)
     total = a[:k].copy()
@@ -396,31 +434,32 @@ def _apply_all_groups(t: BlockHouseholder, x2: np.ndarray, out2: np.ndarray, inv
             total[:m] = np.add.accumulate(stack, axis=0)[-1]
     beta = np.multiply(np.subtract(total, np.multiply(c["root"], a[:k])), c["inv_root_m1"])
     np.subtract(a[:k], np.multiply(c["n_first"], beta), out=a[:k])
-    np.subtract(a[k:], np.multiply(c["n_rest"], beta)[c["group"][k:]], out=a[k:])
+    n_beta = np.multiply(c["n_rest"], beta, out=beta)  # n·β of every small row of a group, (K, D)
+    for start, m, run in c["runs"]:  # the small rows at a run of positions: groups 0 … m − 1 each
+        block = a[start : start + run * m].reshape(run, m, -1)
+        np.subtract(block, n_beta[:m], out=block)
     if inverse:
         np.multiply(a, c["inv_s"], out=a)
-    out2[perm] = a
 
 
 RUN_STACK = 4
 """Shortest run of row positions summed with one ``add.accumulate`` (shorter: one add per position)."""
 
 
-def _by_position(t: BlockHouseholder, work: Any) -> dict[str, Any]:
-    """The rows of ``T``'s groups laid out position-major, for :func:`_apply_all_groups` (cached on ``t``).
+def position_major(t: BlockHouseholder, work: Any) -> dict[str, Any]:
+    """The rows of ``T``'s groups laid out position-major (cached on ``t``).
 
     Groups are ranked largest first; slot ``q`` of position ``r`` holds row
     ``r`` of the ``q``-th group, and position ``r`` lists only the ``m_r``
     groups with more than ``r`` rows (a prefix of the ranking), so positions
     are contiguous slices, the first ``K`` slots being the groups' first rows.
-    ``perm`` (N,): original row in each slot; ``group`` (N,): rank of its
-    group; ``s``, ``inv_s`` (N, 1), per rank ``root``, ``inv_root_m1``,
-    ``n_first`` (``1/√G − 1``), ``n_rest`` (``1/√G``) (K, 1), all of dtype
+    ``perm`` (N,): original row in each slot; ``s``, ``inv_s`` (N, 1), per
+    rank ``root``, ``inv_root_m1``, ``n_first`` (``1/√G − 1``), ``n_rest`` (``1/√G``) (K, 1), all of dtype
     ``work`` and the same numbers as :meth:`BlockHouseholder.grouped_coefficients`;
     ``runs``: ``(start, m, run)`` for the positions r ≥ 1, ``run`` of them in
     a row with the same ``m`` (single positions where fewer than ``RUN_STACK``).
     """
-    key = ("by_position", np.dtype(work).name)
+    key = ("by_position", np.dtype(work))
     if key not in t._cache:
         dt = np.dtype(work)
         grouped, sizes, starts = t._layout()
@@ -431,7 +470,7 @@ def _by_position(t: BlockHouseholder, work: Any) -> dict[str, Any]:
         position = np.repeat(np.arange(m.size), m)  # r of each slot
         perm = grouped[starts[ranked][rank] + position]
         s = t.scales[perm]
-        c: dict[str, Any] = {"perm": perm, "group": rank, "s": s.astype(dt)[:, None]}
+        c: dict[str, Any] = {"perm": perm, "s": s.astype(dt)[:, None]}
         c["inv_s"] = (1.0 / s).astype(dt)[:, None]
         numbers = _group_numbers(sizes[ranked])
         for name, per_group in zip(("root", "inv_root_m1", "n_first", "n_rest"), numbers, strict=True):
@@ -442,12 +481,20 @@ def _by_position(t: BlockHouseholder, work: Any) -> dict[str, Any]:
 
 
 def _position_runs(offsets: np.ndarray, counts: np.ndarray) -> list[tuple[int, int, int]]:
-    """``(start, m, run)``: positions with one count ``m`` in a row, merged when ``RUN_STACK`` or more."""
-    first = np.flatnonzero(np.diff(counts, prepend=-1))
-    length = np.diff(first, append=counts.size)
-    run = np.repeat(length, length)  # length of each position's run
-    head = np.zeros(counts.size, dtype=bool)
-    head[first] = True
-    kept = np.flatnonzero((run < RUN_STACK) | head)
-    run = np.where(run[kept] < RUN_STACK, 1, run[kept])
-    return list(zip(offsets[kept].tolist(), counts[kept].tolist(), run.tolist(), strict=True))
+    """``(start, m, run)``: positions with one count ``m`` in a row, merged when ``RUN_STACK`` or more.
+
+    A few dozen positions at most (the largest group's size), so plain Python.
+    """
+    starts, ms = offsets.tolist(), counts.tolist()
+    runs: list[tuple[int, int, int]] = []
+    i = 0
+    while i < len(ms):
+        j = i + 1
+        while j < len(ms) and ms[j] == ms[i]:
+            j += 1
+        if j - i >= RUN_STACK:
+            runs.append((starts[i], ms[i], j - i))
+        else:
+            runs.extend((starts[r], ms[r], 1) for r in range(i, j))
+        i = j
+    return runs

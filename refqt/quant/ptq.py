@@ -15,8 +15,9 @@ from __future__ import annotations
 from typing import Any
 
 from refqt.backend import backend_of
+from refqt.quant import fast
 from refqt.quant.base import GradientQuantizer
-from refqt.quant.checks import work_dtype
+from refqt.quant.checks import check_finite_range, work_dtype
 from refqt.quant.grid import AffineGrid, zero_aligned_grid, zero_aligned_params
 
 
@@ -29,6 +30,11 @@ class PTQ(GradientQuantizer):
     name = "ptq"
 
     def _tensor_range(self, y2: Any, fast_path: bool) -> tuple[float, float]:
+        """``(min, max)`` of the whole tensor (Python floats); NaN/Inf → NonFiniteInputError."""
+        if fast_path:  # min and max are exact: the whole array at once, or the row ranges' extremes
+            mn, mx = fast.tensor_range(y2)
+            check_finite_range(self.label, mn, mx, tuple(y2.shape))
+            return mn, mx
         xp = backend_of(y2).xp
         mins, maxs = self._ranges(y2, fast_path)
         return float(xp.min(mins)), float(xp.max(maxs))
