@@ -100,7 +100,7 @@ class ForgetsThePositiveSide(ZeroPSQ):
     """A wrong zero-aligned grid: step = −min/q0 only, so the top level can fall short of max."""
 
     def _grid(self, y2, fast_path, shape):
-        lo, _, kmin = self._zero_grid(y2, fast_path, shape)
+        _, _, kmin = self._zero_grid(y2, fast_path, shape)
         mins = np.minimum(y2.min(axis=1), 0.0)
         step = np.where(kmin < 0, mins / np.where(kmin < 0, kmin, 1.0), np.abs(y2).max(axis=1) / self.levels)
         step = np.maximum(step, 1e-30)[:, None]

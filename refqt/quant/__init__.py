@@ -35,7 +35,7 @@ GRADIENT_QUANTIZERS = ("ptq", "psq", "psq-column", "psq-zero", "psq-zero-column"
 
 
 def make_gradient_quantizer(name: str, bits: int = 8) -> GradientQuantizer:
-    """``"ptq"``, ``"psq"``, ``"psq-column"``, ``"psq-zero"``, ``"psq-zero-column"``, ``"bhq"`` or ``"shift"``.
+    """A gradient quantizer by name (:data:`GRADIENT_QUANTIZERS`) with ``bits`` bits.
 
     ``"psq-column"`` is PSQ per channel (axis 1), the weight path's quantizer:
     per output feature of a (rows, out) gradient, per channel F of a conv
