@@ -99,9 +99,9 @@ def transformer_section(part: dict[str, Any] | None) -> list[str]:
     lines = [
         f"Synthetic translation task (refqt.data.translation; {setting}; test set {s.get('n_test', 500)} "
         "sentence pairs); pre-LN encoder-decoder, Adam with warm-up and cosine decay; per-token "
-        "gradient quantization in every dense layer, 8-bit activations and weights. A run fails when its loss is not finite or its "
-        f"test BLEU is below {FAIL_BLEU:.0f}; BLEU and exact match are means over the ok runs "
-        "(BLEU ± 95% interval). "
+        "gradient quantization in every dense layer, 8-bit activations and weights. A run fails when "
+        f"its loss is not finite or its test BLEU is below {FAIL_BLEU:.0f}; BLEU and exact match are "
+        "means over the ok runs (BLEU ± 95% interval). "
         "Paper: IWSLT14 En-De validation BLEU (rebuttal).",
         "",
         "| setting | test BLEU of ok runs | ok | exact match (%) | s per run | paper BLEU |",

@@ -35,7 +35,7 @@ import numpy as np
 
 from refqt.benchmarks.quant import LAYER, quant_benchmark
 from refqt.experiments import report
-from refqt.experiments.claims import setting_summary
+from refqt.experiments.claims import claims_table, format_claims, setting_summary
 from refqt.experiments.plots import (
     plot_accuracy_vs_bits,
     plot_bin_usage,
@@ -563,6 +563,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--jobs must be at least 1, got {jobs}")
     print(f"refqt reproduce ({suite.name}) into {args.out}, {jobs} parallel jobs")
     results = reproduce(args.out, suite, args.seeds, jobs)
+    print(format_claims(claims_table(results), markdown=False))
     print(f"done in {results['seconds']['total']:.0f} s: {args.out}/report.md")
     return 0
 
