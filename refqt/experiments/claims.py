@@ -123,8 +123,8 @@ def claim_near_qat(
 ) -> dict[str, Any]:
     """Every setting in ``labels`` holds (all ok, near QAT)."""
     present = [lab for lab in labels if lab in rows]
-    evidence = f"QAT {fmt(rows.get('QAT'), scale)}; " + "; ".join(
-        f"{lab} {fmt(rows[lab], scale)}" for lab in present
+    evidence = "; ".join(
+        [f"QAT {fmt(rows.get('QAT'), scale)}"] + [f"{lab} {fmt(rows[lab], scale)}" for lab in present]
     )
     if not present or "QAT" not in rows or rows["QAT"]["ok"] == 0:
         return {"claim": claim, "evidence": evidence, "verdict": NOT_MEASURED}

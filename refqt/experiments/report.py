@@ -242,7 +242,7 @@ def findings_section(results: dict[str, Any]) -> list[str]:
         )
         variants = tr.get("variants") or []
         if variants:
-            text += " Regimes probed for a larger spread (same training length, seed 0): " + "; ".join(
+            text += " Regimes probed for a larger spread (seed 0, at the end of training): " + "; ".join(
                 _variant(v) for v in variants if v["probes"]
             )
             text += ". None reaches q/s ≈ 1 at 5 bits, so no configuration that fits this suite's budget "

@@ -77,6 +77,9 @@ class Suite:
     transformer_side_seeds: int = 0
     # regime probes only (no BLEU table): (description, changes to the transformer setting)
     transformer_variants: tuple[tuple[str, dict[str, Any]], ...] = ()
+    transformer_probe_middle: bool = (
+        True  # probe the regime mid-training too (else after epoch 1 and the end)
+    )
 
 
 FULL = Suite(
@@ -97,13 +100,15 @@ FULL = Suite(
     transformer_bits=(5,),
     transformer_seeds=5,
     transformer_side_bits=(8, 4),
-    transformer_side_seeds=3,
+    transformer_side_seeds=2,
     transformer_variants=(
         (
-            "post-LN (fairseq's), 2 layers, label smoothing 0.1, no warm-up, Zipf(1.2) words over 64 nouns",
-            {"layers": 2, "norm_first": False, "label_smoothing": 0.1, "warmup": 0, "zipf": 1.2, "nouns": 64},
+            "post-LN (fairseq's), 2 layers, label smoothing 0.1, no warm-up, "
+            "Zipf(1.2) words over 64 nouns, 6 epochs",
+            {"layers": 2, "norm_first": False, "label_smoothing": 0.1, "warmup": 0, "zipf": 1.2, "nouns": 64}
+            | {"epochs": 6},
         ),
-        ("batches of 128 sentences (~1,500 tokens)", {"batch_size": 128}),
+        ("batches of 128 sentences (~1,500 tokens), 10 epochs", {"batch_size": 128}),
     ),
     overhead_batch=LAYER[0],
     variance_epochs=3,
@@ -120,6 +125,7 @@ QUICK = Suite(
     transformer={"n_train": 4000, "epochs": 6, "d_model": 32, "dim_feedforward": 64, "layers": 1, "lr": 3e-3},
     transformer_bits=(5,),
     transformer_seeds=1,
+    transformer_probe_middle=False,
     overhead_batch=8,
     variance_epochs=2,
     stress_seeds=2,
@@ -372,8 +378,9 @@ def part_transformer(
     epochs = suite.transformer["epochs"]
     start = time.perf_counter()
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        middle = [(epochs + 1) // 2] if suite.transformer_probe_middle else []
         regime = regime_run(
-            dict(suite.transformer), sorted({1, (epochs + 1) // 2, epochs}), draws=suite.draws // 2 or 1
+            dict(suite.transformer), sorted({1, *middle, epochs}), draws=suite.draws // 2 or 1
         )
     regime["seconds"] = time.perf_counter() - start
     progress(f"  transformer regime probes: {regime['seconds']:.0f} s")
