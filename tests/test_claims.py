@@ -66,6 +66,10 @@ def test_two_bit_order_verdicts():
     assert claim_fails_less_than_ptq("c", paper, labels)["verdict"] == REPRODUCED
     nothing_fails = {k: row(3, 3, 0.9) for k in labels}
     assert claim_fails_less_than_ptq("c", nothing_fails, labels)["verdict"] == NOT_REPRODUCED
+    ptq_degrades = {"PTQ 2": row(3, 3, 0.947), "PSQ 2": row(3, 3, 0.982), "BHQ 2": row(3, 3, 0.989)}
+    assert claim_fails_less_than_ptq("c", ptq_degrades, labels)["verdict"] == REPRODUCED  # all ok, PTQ lower
+    psq_lower = {**nothing_fails, "PSQ 2": row(3, 3, 0.85)}
+    assert claim_fails_less_than_ptq("c", psq_lower, labels)["verdict"] == REVERSED
     assert claim_fails_less_than_ptq("c", {}, labels)["verdict"] == NOT_MEASURED
 
 
