@@ -136,12 +136,22 @@ def test_plain_psq_moves_exact_zeros():
     assert moved.mean() > 0.3
 
 
-@pytest.mark.parametrize("bits", [2, 4, 8])
-def test_cost_on_rows_without_zeros_at_most_one_level(bits):
-    """Rows with no zeros: at most (B/(B − 1))² times PSQ's variance bound (one level spent on 0)."""
-    x = np.random.default_rng(bits).standard_normal((32, 64))
+@pytest.mark.parametrize("bits", [2, 3, 4, 8])
+def test_step_at_most_twice_psqs(bits):
+    """Aligning 0 costs at most a doubled step per row: Δ_i ≤ 2·R_i/B (so ≤ 4× PSQ's bound).
+
+    Measured on 32×64 iid Gaussian rows, the exact variance over PSQ's: 2.25 at
+    2 bits, 1.44 at 3, 1.19 at 4, 1.02 at 8 (docs/theory/quantizers.md).
+    """
+    x = np.random.default_rng(bits).standard_normal((256, 16)) * np.exp(
+        np.random.default_rng(0).random((256, 1))
+    )
+    x[:64] -= x[:64].max(axis=1, keepdims=True) * np.linspace(0, 1.2, 64)[:, None]  # lopsided signs too
     b = 2**bits - 1
-    assert ZeroPSQ(bits).variance_bound(x) <= PSQ(bits).variance_bound(x) * (b / (b - 1)) ** 2 * (1 + 1e-9)
+    _, grid, _ = ZeroPSQ(bits)._prepare(x)
+    ranges = np.ptp(x, axis=1)
+    assert np.all(grid.step[:, 0] <= 2 * ranges / b * (1 + 1e-12))
+    assert ZeroPSQ(bits).variance_bound(x) <= 4 * PSQ(bits).variance_bound(x)
 
 
 @given(seed=st.integers(0, 10**6), bits=st.integers(1, 12), sigma=st.floats(0, 3))
