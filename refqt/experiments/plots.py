@@ -171,9 +171,17 @@ def plot_settings(
         errs = scale * _error([b[2] for b in bars])
         colors = [COLORS.get(n.split()[0].lower(), "gray") for n in names]
         ax.bar(range(len(bars)), np.where(np.isfinite(means), means, 0.0), yerr=errs, capsize=3, color=colors)
-        for k, b in enumerate(bars):
-            top = means[k] if np.isfinite(means[k]) else 0.0
-            ax.annotate(b[3], (k, top), textcoords="offset points", xytext=(0, 4), ha="center", fontsize=8)
+        for k, b in enumerate(bars):  # ok counts inside the foot of each bar, clear of the error bars
+            has_bar = np.isfinite(means[k]) and means[k] > 0.1 * (ylim[1] - ylim[0])
+            ax.text(
+                k,
+                ylim[0] + 0.02 * (ylim[1] - ylim[0]),
+                f"ok\n{b[3]}",
+                ha="center",
+                va="bottom",
+                fontsize=8,
+                color="white" if has_bar else "black",
+            )
         ax.set_xticks(range(len(bars)), names, rotation=30, ha="right")
         ax.set_ylim(*ylim)
         ax.set_title(title, fontsize=9)
