@@ -35,7 +35,13 @@ import numpy as np
 
 from refqt.benchmarks.quant import LAYER, quant_benchmark
 from refqt.experiments import report
-from refqt.experiments.claims import claims_table, format_claims, setting_summary
+from refqt.experiments.claims import (
+    claims_table,
+    format_claims,
+    setting_summary,
+    summarize_translation,
+    translation_failed,
+)
 from refqt.experiments.plots import (
     plot_accuracy_vs_bits,
     plot_bin_usage,
@@ -45,6 +51,7 @@ from refqt.experiments.plots import (
 )
 from refqt.experiments.runspec import RunSpec, build_model, digits_split, run_spec, train
 from refqt.experiments.training import classification_loss
+from refqt.experiments.transformer_regime import regime_run
 from refqt.experiments.variance_cmd import probe_batches, variance_vs_bits
 from refqt.fqt import QuantConfig, quantize
 from refqt.stats import bin_usage, capture_gradients, variance_terms
@@ -363,9 +370,6 @@ def part_transformer(
     suite: Suite, seeds: int, jobs: int, out: str, progress: Callable[[str], None]
 ) -> dict[str, Any]:
     """BLEU of exact / QAT / FQT transformers over seeds, and the gradient regime of one QAT model."""
-    from refqt.experiments.claims import summarize_translation, translation_failed
-    from refqt.experiments.transformer_regime import regime_run
-
     specs = translation_specs(suite, seeds)
 
     def tick(r: dict) -> None:
@@ -397,7 +401,7 @@ def part_transformer(
     table = summarize_translation(runs)
     order = ["exact", "QAT"] + [
         f"{q.upper()} {b}"
-        for b in (*suite.transformer_side_bits, *suite.transformer_bits)[::-1]
+        for b in sorted({*suite.transformer_side_bits, *suite.transformer_bits}, reverse=True)
         for q in QUANTIZERS
     ]
     bars = [
