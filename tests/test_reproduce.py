@@ -27,19 +27,24 @@ def test_tiny_reproduce_writes_every_part(tmp_path, capsys):
     ):
         assert heading in text
     assert "*Pending" not in text.split("## 2.")[0]  # part 1 has its table
-    for png in ("digits_accuracy.png", "variance_vs_bits.png", "bin_usage.png", "variance_terms.png"):
+    assert text.index("## Claims") < text.index("## 1. Accuracy")  # the report opens with the claims
+    assert "per-tensor quantizer" in text and "not post-training quantization" in text
+    assert "| claim (paper's number) | refqt's evidence | verdict |" in text
+    pngs = ("digits_accuracy.png", "digits_2bit.png", "translation_bleu.png", "variance_vs_bits.png")
+    for png in (*pngs, "bin_usage.png", "variance_terms.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"]({png})" in text
     digits = results["parts"]["digits"]
     labels = {(r["model"], r["label"]) for r in digits["table"]}
     assert {("cnn", "exact"), ("cnn", "QAT"), ("cnn", "PTQ 4"), ("cnn", "BHQ 4"), ("mlp6", "PSQ 2")} <= labels
     # the stress regime: 2 bits, constant learning rate, its own table
-    assert {("cnn-constant", f"{q} 2") for q in ("PTQ", "PSQ", "BHQ")} <= labels
+    assert {("cnn-constant", f"{q} 2") for q in ("PTQ", "PSQ", "PSQ-ZERO", "BHQ")} <= labels
     assert "Stress: SmallCNN at 2 bits with a constant lr" in text
     assert {r["schedule"] for r in digits["runs"] if r["group"] == "cnn-constant"} == {"constant"}
     fqt = [r for r in digits["runs"] if r["mode"] == "fqt"]
     assert all(r["variance_early"]["ratio"] > 0 for r in fqt)  # a ratio beside every FQT accuracy
-    assert "done in" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "done in" in printed and "Per-token 5-bit PTQ collapses" in printed  # the claims, printed
 
 
 def test_pool_gives_the_same_numbers_as_one_process():

@@ -110,6 +110,7 @@ def make_translation_task(
     min_len: int = 4,
     max_len: int = 12,
     reverse_span: int = 3,
+    zipf: float = 0.0,
 ) -> TranslationTask:
     """Generate the task deterministically from ``seed`` (same seed, same arrays).
 
@@ -128,6 +129,10 @@ def make_translation_task(
         Source length range, inclusive.
     reverse_span : int
         Words reversed after a marker.
+    zipf : float
+        Word frequencies inside a class: 0 uniform (the default); ``a > 0``
+        Zipf-like, word r of a class (r = 1, 2, …) drawn ∝ ``r^(−a)``, so the
+        vocabulary has rare words as a natural corpus does.
     """
     if len(class_sizes) != 4 or min(class_sizes) < 1:
         raise ValueError(f"make_translation_task: class_sizes must be 4 positive ints, got {class_sizes}")
@@ -135,12 +140,16 @@ def make_translation_task(
         raise ValueError(
             f"make_translation_task: class_probs must be 4 numbers summing to 1, got {class_probs}"
         )
+    if not zipf >= 0:
+        raise ValueError(f"make_translation_task: zipf must be ≥ 0, got {zipf}")
     if not 1 <= min_len <= max_len:
         raise ValueError(f"make_translation_task: need 1 <= min_len <= max_len, got {min_len}, {max_len}")
     rng = np.random.default_rng(seed)
     grammar = _make_grammar(class_sizes, rng)
     starts = np.concatenate([[0], np.cumsum(class_sizes)[:-1]])
     n_words = sum(class_sizes)
+    word_probs = [np.arange(1, size + 1, dtype=np.float64) ** -zipf for size in class_sizes]
+    word_probs = [p / p.sum() for p in word_probs]
     # Longest target: every word a verb (2 tokens each), plus EOS.
     max_tgt_len = 2 * max_len + 1
 
@@ -150,7 +159,13 @@ def make_translation_task(
         lengths = rng.integers(min_len, max_len + 1, size=n)
         for row, length in enumerate(lengths):
             classes = rng.choice(4, size=length, p=class_probs)
-            words = FIRST_WORD + starts[classes] + rng.integers(0, np.asarray(class_sizes)[classes])
+            if zipf == 0:
+                within = rng.integers(0, np.asarray(class_sizes)[classes])
+            else:
+                within = np.array(
+                    [rng.choice(class_sizes[c], p=word_probs[c]) for c in classes], dtype=np.int64
+                )
+            words = FIRST_WORD + starts[classes] + within
             out = [*translate(words.tolist(), grammar, reverse_span), EOS]
             src[row, :length] = words
             tgt[row, : len(out)] = out

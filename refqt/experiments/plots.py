@@ -17,7 +17,13 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
-COLORS = {"ptq": "tab:red", "psq": "tab:blue", "bhq": "tab:green", "shift": "tab:purple"}
+COLORS = {
+    "ptq": "tab:red",
+    "psq": "tab:blue",
+    "psq-zero": "tab:cyan",
+    "bhq": "tab:green",
+    "shift": "tab:purple",
+}
 
 
 def _save(fig: Figure, path: str | os.PathLike) -> str:
@@ -91,30 +97,95 @@ def plot_variance_terms(
     return _save(fig, path)
 
 
+def _error(values: Sequence[float]) -> np.ndarray:
+    """Half-widths as an array, NaN (one run, no interval) drawn as no bar."""
+    v = np.asarray(values, dtype=np.float64)
+    return np.where(np.isfinite(v), v, 0.0)
+
+
 def plot_accuracy_vs_bits(
     bits: Sequence[int],
     accuracy: Mapping[str, Sequence[float]],
     reference: Mapping[str, float],
     path: str | os.PathLike,
     title: str = "",
+    errors: Mapping[str, Sequence[float]] | None = None,
+    ok: Mapping[str, Sequence[str]] | None = None,
+    ylim: tuple[float, float] = (0.0, 100.0),
 ) -> str:
-    """Mean test accuracy per quantizer against bits, with exact / QAT as horizontal lines."""
+    """Mean test accuracy (over successful runs) per quantizer against bits, exact / QAT as lines.
+
+    ``errors[name][i]``: 95 % half-widths (fractions, like ``accuracy``);
+    ``ok[name][i]``: a label such as ``"3/3"`` written beside each point. The
+    y axis spans ``ylim`` (default the whole 0–100 %: a gap of one test image
+    must not look like a collapse). A quantizer with no successful run at a
+    width has a NaN mean there and shows only its ok label, at the axis floor.
+    """
     fig = Figure(figsize=(5.5, 4))
     ax = fig.add_subplot()
-    for name, values in accuracy.items():
-        ax.plot(
-            bits,
-            100 * np.asarray(values, dtype=np.float64),
-            marker="o",
-            label=name.upper(),
-            color=COLORS.get(name),
-        )
+    for j, (name, values) in enumerate(accuracy.items()):
+        y = 100 * np.asarray(values, dtype=np.float64)
+        err = 100 * _error(errors[name]) if errors else None
+        x = np.asarray(bits, dtype=np.float64) + 0.08 * (j - 1)  # side by side, error bars visible
+        ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=name.upper(), color=COLORS.get(name))
+        for xi, yi, label in zip(x, y, ok[name] if ok else [], strict=False):
+            ax.annotate(
+                label,
+                (xi, yi if np.isfinite(yi) else ylim[0]),
+                textcoords="offset points",
+                xytext=(0, -12 - 9 * j),
+                ha="center",
+                fontsize=7,
+                color=COLORS.get(name),
+            )
     for style, (name, value) in zip(("-", ":"), reference.items(), strict=False):
         ax.axhline(100 * value, color="gray", linestyle=style, label=name)
+    ax.set_ylim(*ylim)
     ax.set_xlabel("gradient bits")
-    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylabel("test accuracy (%), mean ± 95% CI of ok runs")
     ax.set_xticks(list(bits))
     ax.set_title(title)
-    ax.legend()
+    ax.legend(loc="lower right")
     ax.grid(True, alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_settings(
+    panels: Sequence[tuple[str, Sequence[tuple[str, float, float, str]]]],
+    path: str | os.PathLike,
+    ylabel: str,
+    scale: float = 100.0,
+    ylim: tuple[float, float] = (0.0, 100.0),
+) -> str:
+    """One bar chart per panel: ``(title, [(setting, mean, ci, ok label), ...])``, error bars, ok counts.
+
+    Means and half-widths are multiplied by ``scale`` (100 for accuracy
+    fractions, 1 for BLEU); a NaN mean (no successful run) draws no bar, only
+    its ok label. The y axis spans ``ylim`` in every panel.
+    """
+    fig = Figure(figsize=(4.2 * len(panels), 3.8))
+    for i, (title, bars) in enumerate(panels):
+        ax = fig.add_subplot(1, len(panels), i + 1)
+        names = [b[0] for b in bars]
+        means = scale * np.array([b[1] for b in bars], dtype=np.float64)
+        errs = scale * _error([b[2] for b in bars])
+        colors = [COLORS.get(n.split()[0].lower(), "gray") for n in names]
+        ax.bar(range(len(bars)), np.where(np.isfinite(means), means, 0.0), yerr=errs, capsize=3, color=colors)
+        for k, b in enumerate(bars):  # ok counts inside the foot of each bar, clear of the error bars
+            has_bar = np.isfinite(means[k]) and means[k] > 0.1 * (ylim[1] - ylim[0])
+            ax.text(
+                k,
+                ylim[0] + 0.02 * (ylim[1] - ylim[0]),
+                f"ok\n{b[3]}",
+                ha="center",
+                va="bottom",
+                fontsize=8,
+                color="white" if has_bar else "black",
+            )
+        ax.set_xticks(range(len(bars)), names, rotation=30, ha="right")
+        ax.set_ylim(*ylim)
+        ax.set_title(title, fontsize=9)
+        if i == 0:
+            ax.set_ylabel(ylabel)
+        ax.grid(True, axis="y", alpha=0.3)
     return _save(fig, path)

@@ -35,19 +35,29 @@ import numpy as np
 
 from refqt.benchmarks.quant import LAYER, quant_benchmark
 from refqt.experiments import report
+from refqt.experiments.claims import (
+    claims_table,
+    format_claims,
+    setting_summary,
+    summarize_translation,
+    translation_failed,
+)
 from refqt.experiments.plots import (
     plot_accuracy_vs_bits,
     plot_bin_usage,
+    plot_settings,
     plot_variance_terms,
     plot_variance_vs_bits,
 )
-from refqt.experiments.runspec import RunSpec, build_model, run_spec, train
+from refqt.experiments.runspec import RunSpec, build_model, digits_split, run_spec, train
 from refqt.experiments.training import classification_loss
+from refqt.experiments.transformer_regime import regime_run
 from refqt.experiments.variance_cmd import probe_batches, variance_vs_bits
 from refqt.fqt import QuantConfig, quantize
 from refqt.stats import bin_usage, capture_gradients, variance_terms
 
 QUANTIZERS = ("ptq", "psq", "bhq")
+STRESS_QUANTIZERS = ("ptq", "psq", "psq-zero", "bhq")  # the stress table adds the zero-preserving PSQ
 
 
 @dataclass(frozen=True)
@@ -60,8 +70,8 @@ class Suite:
     cnn_epochs: int
     mlp_seeds: int
     mlp_epochs: int
-    transformer: dict[str, int] | None  # keyword arguments of train_translation
-    transformer_bits: tuple[int, ...]
+    transformer: dict[str, Any] | None  # keyword arguments of train_translation
+    transformer_bits: tuple[int, ...]  # FQT bit widths run with transformer_seeds seeds (beside exact, QAT)
     transformer_seeds: int
     overhead_batch: int
     variance_epochs: int
@@ -70,6 +80,13 @@ class Suite:
     stress_seeds: int = 0  # SmallCNN at 2 bits with a constant learning rate
     stress_epochs: int = 15
     limit: int | None = None  # training examples (tiny runs only)
+    transformer_side_bits: tuple[int, ...] = ()  # more FQT bit widths, with transformer_side_seeds seeds
+    transformer_side_seeds: int = 0
+    # regime probes only (no BLEU table): (description, changes to the transformer setting)
+    transformer_variants: tuple[tuple[str, dict[str, Any]], ...] = ()
+    transformer_probe_middle: bool = (
+        True  # probe the regime mid-training too (else after epoch 1 and the end)
+    )
 
 
 FULL = Suite(
@@ -79,9 +96,27 @@ FULL = Suite(
     cnn_epochs=15,
     mlp_seeds=8,
     mlp_epochs=30,
-    transformer={"n_train": 4000, "epochs": 6, "d_model": 32, "dim_feedforward": 64, "layers": 1},
-    transformer_bits=(8, 5),
-    transformer_seeds=3,
+    transformer={
+        "n_train": 4000,
+        "epochs": 10,
+        "d_model": 32,
+        "dim_feedforward": 64,
+        "layers": 1,
+        "lr": 3e-3,
+    },
+    transformer_bits=(5,),
+    transformer_seeds=5,
+    transformer_side_bits=(8, 4),
+    transformer_side_seeds=2,
+    transformer_variants=(
+        (
+            "post-LN (fairseq's), 2 layers, label smoothing 0.1, no warm-up, "
+            "Zipf(1.2) words over 64 nouns, 6 epochs",
+            {"layers": 2, "norm_first": False, "label_smoothing": 0.1, "warmup": 0, "zipf": 1.2, "nouns": 64}
+            | {"epochs": 6},
+        ),
+        ("batches of 128 sentences (~1,500 tokens), 10 epochs", {"batch_size": 128}),
+    ),
     overhead_batch=LAYER[0],
     variance_epochs=3,
     stress_seeds=5,
@@ -94,9 +129,10 @@ QUICK = Suite(
     cnn_epochs=5,
     mlp_seeds=2,
     mlp_epochs=15,
-    transformer={"n_train": 2000, "epochs": 4, "d_model": 32, "dim_feedforward": 64, "layers": 1},
+    transformer={"n_train": 4000, "epochs": 6, "d_model": 32, "dim_feedforward": 64, "layers": 1, "lr": 3e-3},
     transformer_bits=(5,),
     transformer_seeds=1,
+    transformer_probe_middle=False,
     overhead_batch=8,
     variance_epochs=2,
     stress_seeds=2,
@@ -133,7 +169,7 @@ class TranslationSpec:
     quantizer: str
     bits: int
     seed: int
-    setting: tuple[tuple[str, int], ...]
+    setting: tuple[tuple[str, Any], ...]  # keyword arguments of train_translation
 
     @property
     def label(self) -> str:
@@ -205,33 +241,31 @@ def digits_specs(suite: Suite, seeds: int) -> list[RunSpec]:
     for seed in range(suite.stress_seeds):
         specs += [
             RunSpec(model="cnn", mode="fqt", quantizer=q, bits=2, seed=seed, schedule="constant", **stress)
-            for q in QUANTIZERS
+            for q in STRESS_QUANTIZERS
         ]
     return specs
 
 
 def summarize_digits(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per (group, label): accuracy mean / std over seeds, successes, median variance ratios.
+    """One row per (group, label): success count, accuracy over the *successful* runs, variance ratios.
 
-    A row's ``model`` is the run's group: the model name, suffixed with the
-    schedule when it is not cosine (``"cnn-constant"``).
+    ``mean``, ``ci`` (95 % Student-t half-width) and ``std`` are over the runs
+    that did not fail (:func:`refqt.experiments.claims.setting_summary`); a
+    failed run only lowers ``ok``. A row's ``model`` is the run's group: the
+    model name, suffixed with the schedule when it is not cosine (``"cnn-constant"``).
     """
     rows: dict[tuple[str, str], list[dict]] = {}
     for r in runs:
         rows.setdefault((r["group"], r["label"]), []).append(r)
     table = []
     for (model, label), rs in rows.items():
-        acc = np.array([r["test_accuracy"] for r in rs])
         row = {
             "model": model,
             "label": label,
             "mode": rs[0]["mode"],
             "quantizer": rs[0]["quantizer"],
             "bits": rs[0]["bits"],
-            "n": len(rs),
-            "ok": sum(not r["failed"] for r in rs),
-            "mean": float(acc.mean()),
-            "std": float(acc.std(ddof=1)) if len(rs) > 1 else 0.0,
+            **setting_summary([r["test_accuracy"] for r in rs], [r["failed"] for r in rs]),
             "seconds": float(np.mean([r["seconds"] for r in rs])),
         }
         for when in ("early", "final"):
@@ -256,18 +290,10 @@ def part_digits(
 
     runs = run_all(specs, jobs, tick)
     table = summarize_digits(runs)
-    cnn = {row["label"]: row for row in table if row["model"] == "cnn"}
-    figure = plot_accuracy_vs_bits(
-        list(suite.cnn_bits),
-        {q: [cnn[f"{q.upper()} {b}"]["mean"] for b in suite.cnn_bits] for q in QUANTIZERS},
-        {"exact": cnn["exact"]["mean"], "QAT": cnn["QAT"]["mean"]},
-        os.path.join(out, "digits_accuracy.png"),
-        title="digits SmallCNN: test accuracy vs gradient bits",
-    )
     return {
         "runs": runs,
         "table": table,
-        "figures": [os.path.basename(figure)],
+        "figures": digits_figures(table, suite.cnn_bits, out),
         "setting": {
             "cnn_epochs": suite.cnn_epochs,
             "mlp_epochs": suite.mlp_epochs,
@@ -279,30 +305,125 @@ def part_digits(
             "mlp_seeds": max(seeds, suite.mlp_seeds),
             "stress_seeds": suite.stress_seeds,
             "stress_epochs": suite.stress_epochs,
+            "test_images": len(digits_split(suite.limit)[3]),
         },
     }
 
 
-def part_transformer(suite: Suite, seeds: int, jobs: int, progress: Callable[[str], None]) -> dict[str, Any]:
-    try:
-        from refqt.experiments import translation  # noqa: F401
-    except ImportError as err:
-        return {"status": "pending", "reason": f"the transformer modules are not there yet ({err})"}
+def _bar(row: dict[str, Any], name: str) -> tuple[str, float, float, str]:
+    return (name, row["mean"], row["ci"], f"{row['ok']}/{row['n']}")
+
+
+def digits_figures(table: list[dict[str, Any]], bits: tuple[int, ...], out: str) -> list[str]:
+    """The three accuracy experiments as figures: SmallCNN vs bits, and the 2-bit MLP and stress settings."""
+    cnn = {row["label"]: row for row in table if row["model"] == "cnn"}
+    figures = []
+    if all(f"{q.upper()} {b}" in cnn for q in QUANTIZERS for b in bits) and "QAT" in cnn:
+        cells = {q: [cnn[f"{q.upper()} {b}"] for b in bits] for q in QUANTIZERS}
+        figures.append(
+            plot_accuracy_vs_bits(
+                list(bits),
+                {q: [r["mean"] for r in rows] for q, rows in cells.items()},
+                {"exact": cnn["exact"]["mean"], "QAT": cnn["QAT"]["mean"]},
+                os.path.join(out, "digits_accuracy.png"),
+                title="digits SmallCNN: test accuracy vs gradient bits",
+                errors={q: [r["ci"] for r in rows] for q, rows in cells.items()},
+                ok={q: [f"{r['ok']}/{r['n']}" for r in rows] for q, rows in cells.items()},
+            )
+        )
+    panels = []
+    for model, title in (
+        ("mlp6", "6-layer MLP, 2 bits"),
+        ("cnn-constant", "stress: SmallCNN, 2 bits, constant lr"),
+    ):
+        rows = [r for r in table if r["model"] == model]
+        if rows:
+            panels.append((title, [_bar(r, r["label"]) for r in rows]))
+    if panels:
+        figures.append(
+            plot_settings(
+                panels, os.path.join(out, "digits_2bit.png"), "test accuracy (%), mean ± 95% CI of ok runs"
+            )
+        )
+    return [os.path.basename(f) for f in figures]
+
+
+def translation_specs(suite: Suite, seeds: int) -> list[TranslationSpec]:
+    """exact, QAT and FQT at ``transformer_bits`` for each seed, then FQT at the side bit widths."""
     setting = tuple(sorted(suite.transformer.items()))
     specs = []
-    for seed in range(min(suite.transformer_seeds, seeds)):
+    for seed in range(max(seeds, suite.transformer_seeds)):
         specs += [TranslationSpec(m, "none", 0, seed, setting) for m in ("exact", "qat")]
         specs += [
             TranslationSpec("fqt", q, b, seed, setting) for b in suite.transformer_bits for q in QUANTIZERS
         ]
+    for seed in range(suite.transformer_side_seeds):
+        specs += [
+            TranslationSpec("fqt", q, b, seed, setting)
+            for b in suite.transformer_side_bits
+            for q in QUANTIZERS
+        ]
+    return specs
+
+
+def part_transformer(
+    suite: Suite, seeds: int, jobs: int, out: str, progress: Callable[[str], None]
+) -> dict[str, Any]:
+    """BLEU of exact / QAT / FQT transformers over seeds, and the gradient regime of one QAT model."""
+    specs = translation_specs(suite, seeds)
 
     def tick(r: dict) -> None:
         progress(
-            f"  transformer {r['label']:<7} seed {r['seed']}: BLEU {r['bleu']:.2f} ({r['seconds']:.0f} s)"
+            f"  transformer {r['label']:<7} seed {r['seed']}: BLEU {r['bleu']:.2f}"
+            f"{' FAILED' if translation_failed(r) else ''} ({r['seconds']:.0f} s)"
         )
 
     runs = run_all(specs, jobs, tick)
-    return {"status": "done", "setting": dict(setting), "runs": runs}
+    epochs = suite.transformer["epochs"]
+    start = time.perf_counter()
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        middle = [(epochs + 1) // 2] if suite.transformer_probe_middle else []
+        regime = regime_run(
+            dict(suite.transformer), sorted({1, *middle, epochs}), draws=suite.draws // 2 or 1
+        )
+    regime["seconds"] = time.perf_counter() - start
+    progress(f"  transformer regime probes: {regime['seconds']:.0f} s")
+    variants = []
+    for about, changes in suite.transformer_variants:
+        start = time.perf_counter()
+        setting = {**suite.transformer, **changes}
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+            probed = regime_run(setting, [setting["epochs"]], draws=suite.draws // 2 or 1)
+        variants.append(
+            {"about": about, "setting": setting, **probed, "seconds": time.perf_counter() - start}
+        )
+        progress(f"  transformer regime, {about}: {variants[-1]['seconds']:.0f} s")
+    table = summarize_translation(runs)
+    order = ["exact", "QAT"] + [
+        f"{q.upper()} {b}"
+        for b in sorted({*suite.transformer_side_bits, *suite.transformer_bits}, reverse=True)
+        for q in QUANTIZERS
+    ]
+    bars = [
+        (lab, table[lab]["mean"], table[lab]["ci"], f"{table[lab]['ok']}/{table[lab]['n']}")
+        for lab in order
+        if lab in table
+    ]
+    figure = plot_settings(
+        [("synthetic translation, per-token gradient quantization", bars)],
+        os.path.join(out, "translation_bleu.png"),
+        "test BLEU, mean ± 95% CI of ok runs",
+        scale=1.0,
+    )
+    return {
+        "status": "done",
+        "setting": dict(suite.transformer),
+        "runs": runs,
+        "table": table,
+        "regime": regime,
+        "variants": variants,
+        "figures": [os.path.basename(figure)],
+    }
 
 
 def trained_cnn(suite: Suite) -> tuple[dict[str, np.ndarray], str]:
@@ -420,7 +541,7 @@ def reproduce(
         ("variance", lambda: part_variance(suite, out, *probe())),
         ("anatomy", lambda: part_anatomy(suite, out, probe()[0])),
         ("overhead", lambda: part_overhead(suite)),
-        ("transformer", lambda: part_transformer(suite, seeds, jobs, progress)),
+        ("transformer", lambda: part_transformer(suite, seeds, jobs, out, progress)),
     ]
     for name, fn in steps:
         progress(f"part {name}...")
@@ -453,6 +574,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--jobs must be at least 1, got {jobs}")
     print(f"refqt reproduce ({suite.name}) into {args.out}, {jobs} parallel jobs")
     results = reproduce(args.out, suite, args.seeds, jobs)
+    print(format_claims(claims_table(results), markdown=False))
     print(f"done in {results['seconds']['total']:.0f} s: {args.out}/report.md")
     return 0
 

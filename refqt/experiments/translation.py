@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -129,8 +130,38 @@ def evaluate_translation(
 
 
 # -- the experiment: one model per mode on the synthetic task ----------------------------------
-QUICK = {"n_train": 4000, "epochs": 15, "d_model": 32, "dim_feedforward": 64, "layers": 1}
-DEFAULT = {"n_train": 6000, "epochs": 20, "d_model": 64, "dim_feedforward": 128, "layers": 2}
+QUICK = {"n_train": 4000, "epochs": 6, "d_model": 32, "dim_feedforward": 64, "layers": 1, "lr": 3e-3}
+DEFAULT = {"n_train": 4000, "epochs": 10, "d_model": 32, "dim_feedforward": 64, "layers": 1, "lr": 3e-3}
+
+
+def build_translation(
+    n_train: int,
+    d_model: int,
+    dim_feedforward: int,
+    layers: int,
+    heads: int = 4,
+    n_test: int = 500,
+    seed: int = 0,
+    norm_first: bool = True,
+    zipf: float = 0.0,
+    nouns: int = 16,
+) -> tuple[TranslationTask, Seq2SeqTransformer]:
+    """The task (generated from ``seed``) and a fresh model for it (weights from ``seed``)."""
+    task = make_translation_task(
+        n_train=n_train, n_test=n_test, seed=seed, zipf=zipf, class_sizes=(nouns, 10, 10, 2)
+    )
+    model = Seq2SeqTransformer(
+        task.src_vocab,
+        task.tgt_vocab,
+        d_model=d_model,
+        heads=heads,
+        layers=layers,
+        dim_feedforward=dim_feedforward,
+        max_len=max(task.max_src_len, task.max_tgt_len),
+        norm_first=norm_first,
+        rng=np.random.default_rng(seed),
+    )
+    return task, model
 
 
 def train_translation(
@@ -147,38 +178,54 @@ def train_translation(
     seed: int = 0,
     verbose: bool = False,
     backend: Backend | None = None,
+    norm_first: bool = True,
+    label_smoothing: float = 0.0,
+    warmup: int | None = None,
+    zipf: float = 0.0,
+    nouns: int = 16,
+    on_epoch: Callable[[int, Seq2SeqTransformer, TranslationTask], None] | None = None,
 ) -> dict[str, Any]:
-    """Generate the task, train one transformer under ``config``, return test scores and seconds."""
-    task = make_translation_task(n_train=n_train, n_test=n_test, seed=seed)
-    model = Seq2SeqTransformer(
-        task.src_vocab,
-        task.tgt_vocab,
-        d_model=d_model,
-        heads=heads,
-        layers=layers,
-        dim_feedforward=dim_feedforward,
-        max_len=max(task.max_src_len, task.max_tgt_len),
-        rng=np.random.default_rng(seed),
+    """Generate the task, train one transformer under ``config``, return test scores and seconds.
+
+    Adam with ``lr``, linear warm-up over ``warmup`` steps (default
+    ``min(100, steps/10)``; 0: none), then cosine decay to 0. ``norm_first``,
+    ``zipf`` and ``nouns`` shape the model and the task (see
+    :func:`build_translation`); ``label_smoothing`` the loss.
+    ``on_epoch(epoch, model, task)`` is called after each epoch (1-based),
+    e.g. to measure gradient statistics through training.
+    """
+    task, model = build_translation(
+        n_train, d_model, dim_feedforward, layers, heads, n_test, seed, norm_first, zipf, nouns
     )
     if backend is not None:
         model.to(backend)
     model = quantize(model, config)
     optimizer = Adam(model.parameters(), lr=lr)
     steps = epochs * -(-n_train // batch_size)
-    warmup = min(100, steps // 10)
+    warmup = min(100, steps // 10) if warmup is None else warmup
     schedule = WarmupSchedule(warmup, CosineSchedule(lr, steps)) if steps > 1 else ConstantSchedule(lr)
     shuffle = np.random.default_rng(seed + 1)
     start = time.perf_counter()
     step = 0
     for epoch in range(epochs):
         stats = train_epoch_seq2seq(
-            model, optimizer, task, batch_size, shuffle, schedule, step, backend=backend
+            model,
+            optimizer,
+            task,
+            batch_size,
+            shuffle,
+            schedule,
+            step,
+            label_smoothing=label_smoothing,
+            backend=backend,
         )
         step = stats["step"]
         if verbose:
             print(
                 f"  epoch {epoch + 1}: train loss {stats['loss']:.3f}  ({time.perf_counter() - start:.0f} s)"
             )
+        if on_epoch is not None:
+            on_epoch(epoch + 1, model, task)
     train_seconds = time.perf_counter() - start
     scores = evaluate_translation(model, task, backend=backend)
     return {**scores, "train_loss": stats["loss"], "train_seconds": train_seconds}

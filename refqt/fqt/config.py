@@ -20,8 +20,8 @@ import numbers
 from dataclasses import dataclass, field, replace
 
 MODES = ("exact", "qat", "fqt")
-GRAD_QUANTIZERS = ("ptq", "psq", "bhq", "shift", "none")
-WEIGHT_GRAD_QUANTIZERS = ("auto", "ptq", "psq-column", "none")
+GRAD_QUANTIZERS = ("ptq", "psq", "psq-zero", "bhq", "shift", "none")
+WEIGHT_GRAD_QUANTIZERS = ("auto", "ptq", "psq-column", "psq-zero-column", "none")
 
 
 def _check_bits(what: str, bits: int) -> None:
@@ -39,15 +39,17 @@ class QuantConfig:
     act_bits, weight_bits : int
         Bits of the deterministic forward quantizers for layer inputs
         (per-tensor affine min/max) and weights (zero-aligned). Default 8.
-    grad_quantizer : {"ptq", "psq", "bhq", "shift", "none"}
+    grad_quantizer : {"ptq", "psq", "psq-zero", "bhq", "shift", "none"}
         The unbiased quantizer ``Q_b`` of the input-gradient path (the one the
         paper studies); rows are samples (conv) or tokens (dense layers).
+        ``"psq-zero"`` is PSQ with 0 exactly on each row's grid.
     grad_bits : int
         Bits of ``Q_b``.
-    weight_grad_quantizer : {"auto", "ptq", "psq-column", "none"}
+    weight_grad_quantizer : {"auto", "ptq", "psq-column", "psq-zero-column", "none"}
         ``Q_w`` of the weight-gradient path. ``"auto"`` follows the authors:
         per column (output feature / channel) when ``grad_quantizer`` is
-        per-sample (psq, bhq, shift), per tensor otherwise.
+        per-sample (psq, bhq, shift), per tensor otherwise; with ``"psq-zero"``
+        per column with 0 on each grid (``"psq-zero-column"``).
     weight_grad_bits : int
         Bits of ``Q_w``; 8 as in the authors' code.
     skip : tuple of str
@@ -97,6 +99,8 @@ class QuantConfig:
         """``weight_grad_quantizer`` with ``"auto"`` resolved."""
         if self.weight_grad_quantizer != "auto":
             return self.weight_grad_quantizer
+        if self.grad_quantizer == "psq-zero":
+            return "psq-zero-column"
         return "psq-column" if self.grad_quantizer in ("psq", "bhq", "shift") else "ptq"
 
     def with_(self, **changes: object) -> QuantConfig:

@@ -3,8 +3,10 @@
     src ids (N, Ls) ─ embed + positions ─ encoder layers ─ LN ─────────────┐ memory
     tgt_in ids (N, Lt) ─ embed + positions ─ decoder layers (causal) ─ LN ─┴─ Linear → logits (N, Lt, V)
 
-The blocks are refqt.nn's pre-LN :class:`~refqt.nn.TransformerEncoderLayer`
-and :class:`~refqt.nn.TransformerDecoderLayer`, so every projection is a
+The blocks are refqt.nn's :class:`~refqt.nn.TransformerEncoderLayer` and
+:class:`~refqt.nn.TransformerDecoderLayer`, pre-LN by default
+(``norm_first=False``: post-LN, as in the paper's fairseq model, and then no
+final LN -- each block already ends with one), so every projection is a
 :class:`~refqt.nn.Linear` that :func:`refqt.fqt.quantize` hooks; its rows are
 tokens, so FQT quantizes one row per token. Padding (id 0) is masked out of
 every attention, so pad tokens never change the other positions' outputs.
@@ -62,6 +64,9 @@ class Seq2SeqTransformer(Module):
         Longest sequence the position table covers.
     dropout : float
         Dropout inside the blocks (needs ``dropout_rng`` when > 0).
+    norm_first : bool
+        True: pre-LN blocks and a final LN after each stack; False: post-LN
+        blocks (Vaswani's and fairseq's) and no final LN.
     rng : numpy.random.Generator
         Initial weights.
     """
@@ -76,6 +81,7 @@ class Seq2SeqTransformer(Module):
         dim_feedforward: int = 128,
         max_len: int = 64,
         dropout: float = 0.0,
+        norm_first: bool = True,
         *,
         rng: np.random.Generator,
         dropout_rng: np.random.Generator | None = None,
@@ -87,15 +93,22 @@ class Seq2SeqTransformer(Module):
         self.src_embed = Embedding(src_vocab, d_model, rng=rng, dtype=dtype)
         self.tgt_embed = Embedding(tgt_vocab, d_model, rng=rng, dtype=dtype)
         self.register_buffer("positions", sinusoidal_positions(max_len, d_model).astype(dtype))
-        block = {"dropout": dropout, "rng": rng, "dropout_rng": dropout_rng, "dtype": dtype}
+        self.norm_first = norm_first
+        block = {
+            "dropout": dropout,
+            "rng": rng,
+            "dropout_rng": dropout_rng,
+            "dtype": dtype,
+            "norm_first": norm_first,
+        }
         self.encoder = ModuleList(
             [TransformerEncoderLayer(d_model, heads, dim_feedforward, **block) for _ in range(layers)]
         )
         self.decoder = ModuleList(
             [TransformerDecoderLayer(d_model, heads, dim_feedforward, **block) for _ in range(layers)]
         )
-        self.encoder_norm = LayerNorm(d_model, dtype=dtype)
-        self.decoder_norm = LayerNorm(d_model, dtype=dtype)
+        self.encoder_norm = LayerNorm(d_model, dtype=dtype) if norm_first else None
+        self.decoder_norm = LayerNorm(d_model, dtype=dtype) if norm_first else None
         self.out_proj = Linear(d_model, tgt_vocab, rng=rng, dtype=dtype)
 
     def _embed(self, embedding: Embedding, ids: Any) -> Tensor:
@@ -112,7 +125,7 @@ class Seq2SeqTransformer(Module):
         x = self._embed(self.src_embed, src)
         for layer in self.encoder:
             x = layer(x, key_padding_mask=src_pad)
-        return self.encoder_norm(x), src_pad
+        return (x if self.encoder_norm is None else self.encoder_norm(x)), src_pad
 
     def decode(self, tgt_in: Any, memory: Tensor, src_pad: Any) -> Tensor:
         """tgt_in ids (N, Lt), memory (N, Ls, d_model) -> logits (N, Lt, tgt_vocab)."""
@@ -120,7 +133,7 @@ class Seq2SeqTransformer(Module):
         y = self._embed(self.tgt_embed, tgt_in)
         for layer in self.decoder:
             y = layer(y, memory, causal=True, key_padding_mask=tgt_pad, memory_key_padding_mask=src_pad)
-        return self.out_proj(self.decoder_norm(y))
+        return self.out_proj(y if self.decoder_norm is None else self.decoder_norm(y))
 
     def forward(self, src: Any, tgt_in: Any) -> Tensor:
         """src (N, Ls), tgt_in (N, Lt) int ids -> logits (N, Lt, tgt_vocab) for the next target token."""
@@ -154,4 +167,4 @@ class Seq2SeqTransformer(Module):
         return out[:, 1:]
 
     def extra_repr(self) -> str:
-        return f"d_model={self.d_model}, max_len={self.max_len}"
+        return f"d_model={self.d_model}, max_len={self.max_len}, norm_first={self.norm_first}"

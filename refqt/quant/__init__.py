@@ -8,6 +8,7 @@ Gradient quantizers (THEORY.md §3), all with the interface of
 * :class:`PTQ` -- per tensor, 0 exactly on the grid;
 * :class:`PSQ` -- per sample (row); ``PSQ(bits, axis="channel")`` per channel
   (axis 1: the columns of a matrix, the channels of a conv gradient);
+* :class:`ZeroPSQ` -- PSQ with 0 exactly on every row's (channel's) grid;
 * :class:`BHQ` -- block Householder transform, then per row;
 * :class:`PerSampleShift` -- per-tensor grid with a power-of-two shift per sample.
 
@@ -24,20 +25,22 @@ from refqt.quant.forward import forward_grid, quantize_forward, quantize_forward
 from refqt.quant.grid import AffineGrid
 from refqt.quant.householder import BlockHouseholder, block_householder
 from refqt.quant.psq import PSQ
+from refqt.quant.psq_zero import ZeroPSQ
 from refqt.quant.ptq import PTQ
 from refqt.quant.rounding import NoiseStream, noise_codes, round_nearest, stochastic_round, uniform_from_codes
 from refqt.quant.shift import PerSampleShift
 from refqt.quant.ste import FakeQuant, fake_quant
 
-GRADIENT_QUANTIZERS = ("ptq", "psq", "psq-column", "bhq", "shift")
+GRADIENT_QUANTIZERS = ("ptq", "psq", "psq-column", "psq-zero", "psq-zero-column", "bhq", "shift")
 
 
 def make_gradient_quantizer(name: str, bits: int = 8) -> GradientQuantizer:
-    """``"ptq"``, ``"psq"``, ``"psq-column"``, ``"bhq"`` or ``"shift"`` with ``bits`` bits.
+    """A gradient quantizer by name (:data:`GRADIENT_QUANTIZERS`) with ``bits`` bits.
 
     ``"psq-column"`` is PSQ per channel (axis 1), the weight path's quantizer:
     per output feature of a (rows, out) gradient, per channel F of a conv
-    gradient (N, F, Ho, Wo) in its own layout.
+    gradient (N, F, Ho, Wo) in its own layout. ``"psq-zero"`` / ``"psq-zero-column"``
+    are the same with 0 exactly on each grid (:class:`ZeroPSQ`).
     """
     if name == "ptq":
         return PTQ(bits)
@@ -45,6 +48,10 @@ def make_gradient_quantizer(name: str, bits: int = 8) -> GradientQuantizer:
         return PSQ(bits)
     if name == "psq-column":
         return PSQ(bits, axis="column")
+    if name == "psq-zero":
+        return ZeroPSQ(bits)
+    if name == "psq-zero-column":
+        return ZeroPSQ(bits, axis="column")
     if name == "bhq":
         return BHQ(bits)
     if name == "shift":
@@ -65,6 +72,7 @@ __all__ = [
     "NoiseStream",
     "NonFiniteInputError",
     "PerSampleShift",
+    "ZeroPSQ",
     "block_householder",
     "fake_quant",
     "forward_grid",
