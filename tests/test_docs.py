@@ -99,3 +99,22 @@ def test_every_tutorial_is_in_the_nav_and_the_index():
     for path in sorted((ROOT / "tutorials").glob("[0-9]*.py")):
         assert f"tutorials/{path.stem}.md" in nav, path.name
         assert f"({path.stem}.md)" in index, path.name
+
+
+def test_a_failing_tutorial_names_the_cell_the_line_and_the_values(tmp_path):
+    """The docs build stops with a few lines, not a traceback: file, cell, line, error, values."""
+    hook = load_hook()
+    path = tmp_path / "99_broken.py"
+    path.write_text(
+        "# %% [markdown]\n# # Broken\n\n# %%\nfinal = {'BHQ': 0.947, 'PTQ': 0.95}\n\n"
+        "# %%\nprint('checking')\nassert final['BHQ'] > final['PTQ']\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(hook.TutorialFailed) as failure:
+        hook.run_tutorial(path)
+    assert str(failure.value).splitlines() == [
+        "tutorials/99_broken.py failed in cell 3, line 9 of the file:",
+        "  assert final['BHQ'] > final['PTQ']",
+        "  AssertionError",
+        "  values: final = {'BHQ': 0.947, 'PTQ': 0.95}",
+    ]
