@@ -12,9 +12,6 @@
 # over many draws and compare them with the formula.
 
 # %%
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 

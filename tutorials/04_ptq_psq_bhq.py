@@ -17,9 +17,6 @@
 # $\mathbb E\lVert Q(G) - G\rVert^2$ and look at how the bins are used.
 
 # %%
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 

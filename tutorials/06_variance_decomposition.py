@@ -16,9 +16,6 @@
 # quantizer's own variance small.
 
 # %%
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 

@@ -16,9 +16,6 @@
 # gradients of one batch, and compare PTQ, PSQ and BHQ on them.
 
 # %%
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
