@@ -46,7 +46,7 @@ def test_there_are_tutorials():
 def test_tutorial_runs(path, tmp_path):
     env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONWARNINGS": "error::DeprecationWarning"}
     run = subprocess.run(
-        [sys.executable, str(path)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, str(path)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
     )
     assert run.returncode == 0, (
         f"{path.name} failed in {where_it_failed(path, run.stderr)}\n"
