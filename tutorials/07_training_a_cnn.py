@@ -98,13 +98,13 @@ for name in ("ptq", "psq", "bhq"):
     print(f"4-bit {name.upper()}: gradient variance {variance[name.upper()]:.3g}")
 
 # %% [markdown]
-# Per-tensor PTQ adds several times the variance of per-sample PSQ, and BHQ cuts
-# PSQ's again. That order held on each of the 8 seeds (variance ratios PTQ / PSQ
-# 1.7-4.3, PSQ / BHQ 3.0-7.0, PTQ / BHQ 8.1-18.5). On the digits at 4 bits even
-# PTQ's variance is small next to SGD's own sampling noise, so accuracy barely
-# notices; at 2 bits with a constant learning rate it does (`refqt reproduce`,
-# the stress rows).
+# Per-tensor PTQ adds the most, per-sample PSQ less (over 8 seeds PTQ / PSQ was
+# 1.7-4.3, and one BLAS kernel gave 1.3 on this very seed: close enough that the
+# check below leaves their order alone), and BHQ cuts PSQ's by another 3-7x: PTQ /
+# BHQ was 8.1-18.5. On the digits at 4 bits even PTQ's variance is small next to
+# SGD's own sampling noise, so accuracy barely notices; at 2 bits with a constant
+# learning rate it does (`refqt reproduce`, the stress rows).
 
 # %%
-assert variance["BHQ"] < variance["PSQ"] < variance["PTQ"], f"variances out of order: {variance}"
+assert variance["BHQ"] < min(variance["PSQ"], variance["PTQ"]), f"BHQ is not the lowest: {variance}"
 assert variance["PTQ"] > 3 * variance["BHQ"], f"PTQ's variance not 3x BHQ's (8 seeds: 8.1-18.5x): {variance}"
