@@ -64,9 +64,10 @@ def rel(a: np.ndarray, b: np.ndarray) -> float:
 print(f"|QAT − exact| / |exact|          = {rel(g_qat, g_exact):.4f}")
 print(f"|one FQT draw − QAT| / |QAT|     = {rel(d[0], g):.4f}")
 print(f"|mean of {K} draws − QAT| / |QAT| = {rel(d.mean(axis=0), g):.4f}")
+# error of the mean shrinks like 1/√K
 assert rel(d.mean(axis=0), g) < rel(d[0], g) / 5, (
     f"mean error {rel(d.mean(axis=0), g):.3g}, one draw {rel(d[0], g):.3g}"
-)  # error of the mean shrinks like 1/√K
+)
 
 # %% [markdown]
 # The error of the mean falls like $1/\sqrt K$, exactly as for an unbiased estimator:

@@ -76,9 +76,8 @@ print("all on:    ", result["total"])
 print(f"diagonal share: {diagonal_share(result):.4f}")
 
 L = len(names)
-assert np.all(np.triu(terms, k=1) == 0), (
-    f"terms above the diagonal: {np.triu(terms, k=1)}"
-)  # nothing flows upwards
+# nothing flows upwards
+assert np.all(np.triu(terms, k=1) == 0), f"terms above the diagonal: {np.triu(terms, k=1)}"
 err = np.abs(result["sum_of_terms"] - result["total"])
 se = np.sqrt(np.sum(result["terms_stderr"] ** 2, axis=0) + result["total_stderr"] ** 2)
 print("|sum − total| / standard error:", np.round(err / se, 2))
