@@ -19,6 +19,7 @@ import platform
 import sys
 from collections.abc import Sequence
 from importlib import metadata
+from pathlib import Path
 
 import refqt
 from refqt.backend import available_backends, get_backend
@@ -32,8 +33,30 @@ def _version(distribution: str) -> str:
         return "not installed"
 
 
+def _threads(n: object) -> str:
+    return "1 thread" if n == 1 else f"{n} threads"
+
+
+def _blas_line() -> str:
+    """The BLAS NumPy calls: library, version, kernel (CPU architecture it picked) and threads.
+
+    The kernel matters: OpenBLAS picks one per CPU (``OPENBLAS_CORETYPE``
+    overrides it), and a different kernel sums in a different order, so one
+    seed of a training run ends a few digits apart on another machine.
+    """
+    from threadpoolctl import threadpool_info
+
+    found = [
+        f"{i.get('internal_api', '?')} {i.get('version') or '?'}, kernel {i.get('architecture') or '?'}, "
+        f"{_threads(i.get('num_threads'))} ({Path(i.get('filepath', '?')).name})"
+        for i in threadpool_info()
+        if i.get("user_api") == "blas"
+    ]
+    return "; ".join(found) or "none found by threadpoolctl"
+
+
 def run_info(args: argparse.Namespace) -> int:
-    """Print versions and the backends usable on this machine."""
+    """Print versions, the BLAS library (kernel, threads) and the backends usable on this machine."""
     usable = available_backends()
     if "cupy" in usable:
         cupy_line = f"{get_backend('cupy').native.__version__} (a GPU works)"
@@ -44,6 +67,7 @@ def run_info(args: argparse.Namespace) -> int:
         f"python            {platform.python_version()} ({sys.executable})",
         f"platform          {platform.platform()}",
         f"numpy             {_version('numpy')}",
+        f"blas              {_blas_line()}",
         f"array-api-compat  {_version('array-api-compat')}",
         f"array-api-strict  {_version('array-api-strict')}",
         f"cupy              {cupy_line}",
@@ -56,7 +80,7 @@ def run_info(args: argparse.Namespace) -> int:
 
 def add_info_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``refqt info``."""
-    parser = subparsers.add_parser("info", help="versions and the backends usable on this machine")
+    parser = subparsers.add_parser("info", help="versions, BLAS and the backends usable on this machine")
     parser.set_defaults(run=run_info)
 
 

@@ -29,7 +29,7 @@ b = rng.standard_normal((4, 3))
 check_vjp(lambda x, y: ops.matmul(x, y).tanh(), [a, b], rng)
 lhs, rhs = adjoint_test(lambda x, y: ops.matmul(x, y).tanh(), [a, b], rng)
 print(f"<u, J v> = {lhs:.10f}   <J^T u, v> = {rhs:.10f}")
-assert abs(lhs - rhs) < 1e-6 * max(1.0, abs(lhs))
+assert abs(lhs - rhs) < 1e-6 * max(1.0, abs(lhs)), f"adjoint test: lhs {lhs!r} vs rhs {rhs!r}"
 
 # %% [markdown]
 # ## A new op: softplus
@@ -90,7 +90,7 @@ for check in (check_vjp, adjoint_test):
     except AssertionError as err:
         caught.append(check.__name__)
         print(f"{check.__name__}: {str(err).splitlines()[0]}")
-assert caught == ["check_vjp", "adjoint_test"]
+assert caught == ["check_vjp", "adjoint_test"], f"caught: {caught}"
 
 # %% [markdown]
 # ## Why random directions are enough
@@ -108,4 +108,4 @@ for _ in range(20):
     except AssertionError:
         fails += 1
 print(f"bad op failed {fails} of 20 adjoint tests")
-assert fails == 20
+assert fails == 20, f"{fails} of 20 checks failed"

@@ -12,9 +12,6 @@
 # over many draws and compare them with the formula.
 
 # %%
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -44,10 +41,13 @@ print(f"max |var measured - p(1-p)|:     {np.abs(var_measured - var_formula).max
 
 # %%
 se_mean = np.sqrt(0.25 / S)
-assert np.all(np.abs(bias_sr) < 5 * se_mean)
-assert np.abs(bias_rn).max() > 0.49  # round to nearest is off by up to half a step
-assert np.all(np.abs(var_measured - var_formula) < 5 * np.sqrt(1 / (16 * S)))
-assert var_formula.max() <= 0.25
+assert np.all(np.abs(bias_sr) < 5 * se_mean), f"SR bias {np.abs(bias_sr).max():.3g} > 5 s.e. {se_mean:.3g}"
+# round to nearest is off by up to half a step
+assert np.abs(bias_rn).max() > 0.49, f"largest RN bias {np.abs(bias_rn).max():.3g}"
+assert np.all(np.abs(var_measured - var_formula) < 5 * np.sqrt(1 / (16 * S))), (
+    f"variance off by {np.abs(var_measured - var_formula).max():.3g}"
+)
+assert var_formula.max() <= 0.25, f"p(1 - p) = {var_formula.max()} > 1/4"
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
@@ -83,5 +83,5 @@ bound = q.variance_bound(x)
 print(f"PSQ(4): E||Q(x) - x||^2 Monte Carlo {mc_var:.4f}, exact {exact:.4f}, bound {bound:.4f}")
 bias = np.abs(draws.mean(axis=0) - x).max()
 print(f"max |mean of draws - x| = {bias:.4f}, typical step {np.ptp(x, axis=1).mean() / 15:.3f}")
-assert abs(mc_var - exact) < 0.03 * exact
-assert exact <= bound
+assert abs(mc_var - exact) < 0.03 * exact, f"Monte Carlo {mc_var:.5g} vs exact {exact:.5g}"
+assert exact <= bound, f"exact {exact:.5g} > bound {bound:.5g}"

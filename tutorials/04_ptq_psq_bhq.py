@@ -17,9 +17,6 @@
 # $\mathbb E\lVert Q(G) - G\rVert^2$ and look at how the bins are used.
 
 # %%
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -46,11 +43,13 @@ print(f"PTQ / PSQ = {ptq / psq:.1f},  PSQ / BHQ = {psq / bhq:.1f}")
 # above its quantizer's bound:
 
 # %%
-assert variance["BHQ"] < variance["PSQ"] < variance["PTQ"]
-assert variance["PTQ"] > 2 * variance["PSQ"]
-assert variance["PSQ"] > 5 * variance["BHQ"]
+assert variance["BHQ"] < variance["PSQ"] < variance["PTQ"], f"variances: {variance}"
+assert variance["PTQ"] > 2 * variance["PSQ"], f"variances: {variance}"
+assert variance["PSQ"] > 5 * variance["BHQ"], f"variances: {variance}"
 for name, q in quantizers.items():
-    assert variance[name] <= q.variance_bound(G) * (1 + 1e-6)
+    assert variance[name] <= q.variance_bound(G) * (1 + 1e-6), (
+        f"{name}: {variance[name]:.5g} > bound {q.variance_bound(G):.5g}"
+    )
 
 # %% [markdown]
 # ## Bin usage
@@ -74,8 +73,8 @@ fig.savefig("bin_usage.png", dpi=80)
 
 busiest = {name: c.max() / c.sum() for name, c in usage.items()}
 print({name: round(float(v), 3) for name, v in busiest.items()})
-assert busiest["PTQ"] > 0.9  # almost everything lands in one bin
-assert busiest["PSQ"] < 0.3 and busiest["BHQ"] < 0.3
+assert busiest["PTQ"] > 0.9, f"busiest bin shares: {busiest}"  # almost everything lands in one bin
+assert busiest["PSQ"] < 0.3 and busiest["BHQ"] < 0.3, f"busiest bin shares: {busiest}"
 
 # %% [markdown]
 # ![Share of entries per code, 4 bits](bin_usage.png)
@@ -98,7 +97,9 @@ fig.tight_layout()
 fig.savefig("variance_vs_bits.png", dpi=80)
 for name, ys in curves.items():
     print(name, "ratio per bit:", np.round(np.array(ys[:-1]) / np.array(ys[1:]), 1))
-assert all(curves["BHQ"][i] < curves["PSQ"][i] < curves["PTQ"][i] for i in range(len(bit_range)))
+assert all(curves["BHQ"][i] < curves["PSQ"][i] < curves["PTQ"][i] for i in range(len(bit_range))), (
+    f"variance vs bits {list(bit_range)}: {curves}"
+)
 
 # %% [markdown]
 # ![Variance against bits](variance_vs_bits.png)

@@ -64,7 +64,10 @@ def rel(a: np.ndarray, b: np.ndarray) -> float:
 print(f"|QAT − exact| / |exact|          = {rel(g_qat, g_exact):.4f}")
 print(f"|one FQT draw − QAT| / |QAT|     = {rel(d[0], g):.4f}")
 print(f"|mean of {K} draws − QAT| / |QAT| = {rel(d.mean(axis=0), g):.4f}")
-assert rel(d.mean(axis=0), g) < rel(d[0], g) / 5  # error of the mean shrinks like 1/√K
+# error of the mean shrinks like 1/√K
+assert rel(d.mean(axis=0), g) < rel(d[0], g) / 5, (
+    f"mean error {rel(d.mean(axis=0), g):.3g}, one draw {rel(d[0], g):.3g}"
+)
 
 # %% [markdown]
 # The error of the mean falls like $1/\sqrt K$, exactly as for an unbiased estimator:
@@ -87,7 +90,7 @@ result = unbiasedness_test(fqt, classification_loss, batch, np.random.default_rn
 print(f"threshold |t| > {result['threshold']:.2f}; largest |t| per layer:")
 for layer, r in result["layers"].items():
     print(f"  {layer}: {r['max_abs_t']:.2f}")
-assert not result["rejected"]
+assert not result["rejected"], f"Theorem 1 rejected for FQT: {result}"
 
 # %% [markdown]
 # ## Power: the same test catches a biased quantizer
@@ -107,4 +110,4 @@ for _, layer in quantized_layers(biased):
     layer.fqt.grad_quantizer = RoundToNearestPSQ(4)
 result = unbiasedness_test(biased, classification_loss, batch, np.random.default_rng(5), k=64, alpha=1e-6)
 print({layer: r["rejected"] for layer, r in result["layers"].items()})
-assert result["rejected"]
+assert result["rejected"], f"the biased quantizer was not caught: {result}"

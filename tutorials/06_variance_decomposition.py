@@ -16,9 +16,6 @@
 # quantizer's own variance small.
 
 # %%
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -58,7 +55,7 @@ batches = [(x_train[i * 64 : (i + 1) * 64], y_train[i * 64 : (i + 1) * 64]) for 
 samp = sampling_variance(model, classification_loss, batches)["total"]["variance"]
 quant = quantization_variance(model, classification_loss, batches[:2], k=16)["total"]["variance"]
 print(f"sampling variance {samp:.4g}, quantization variance {quant:.4g}, ratio {quant / samp:.3f}")
-assert quant < samp
+assert quant < samp, f"quantization variance {quant:.4g} >= sampling variance {samp:.4g}"
 
 # %% [markdown]
 # ## The L×L matrix of Eq. 7
@@ -79,7 +76,8 @@ print("all on:    ", result["total"])
 print(f"diagonal share: {diagonal_share(result):.4f}")
 
 L = len(names)
-assert np.all(np.triu(terms, k=1) == 0)  # nothing flows upwards
+# nothing flows upwards
+assert np.all(np.triu(terms, k=1) == 0), f"terms above the diagonal: {np.triu(terms, k=1)}"
 err = np.abs(result["sum_of_terms"] - result["total"])
 se = np.sqrt(np.sum(result["terms_stderr"] ** 2, axis=0) + result["total_stderr"] ** 2)
 print("|sum − total| / standard error:", np.round(err / se, 2))
@@ -114,4 +112,4 @@ fig.savefig("variance_terms.png", dpi=80)
 # %%
 for layer, d in design_quantities(model, classification_loss, batches[0]).items():
     print(f"{layer}: Var[Q | G] = {d['conditional_variance']:.3g} <= bound {d['variance_bound']:.3g}")
-    assert d["conditional_variance"] <= d["variance_bound"]
+    assert d["conditional_variance"] <= d["variance_bound"], f"{d}"

@@ -94,11 +94,13 @@ x = rng.standard_normal((8, 16)) * np.exp(rng.standard_normal((8, 1)))
 S, bits = 20_000, 3
 draws = np.stack([symmetric_rows(x, rng.random(x.shape), bits) for _ in range(S)])
 z = 6.0  # Φ⁻¹(1 − 1e-6 / (2·128)) ≈ 5.9
-assert mean_rejections(draws, x, symmetric_rows_variance(x, bits), z) == 0
+assert mean_rejections(draws, x, symmetric_rows_variance(x, bits), z) == 0, (
+    "the correct quantizer was rejected"
+)
 mc = np.mean(np.sum((draws - x) ** 2, axis=(1, 2)))
 exact = symmetric_rows_variance(x, bits).sum()
 print(f"E||Q(x) - x||^2: Monte Carlo {mc:.4f}, exact {exact:.4f}")
-assert abs(mc - exact) < 0.02 * exact
+assert abs(mc - exact) < 0.02 * exact, f"Monte Carlo {mc:.5g} vs exact {exact:.5g}"
 
 # %% [markdown]
 # ## Power: the same test must catch a biased quantizer
@@ -109,7 +111,7 @@ assert abs(mc - exact) < 0.02 * exact
 nearest = np.stack([symmetric_rows(x, np.full(x.shape, 0.5), bits)] * S)
 rejected = mean_rejections(nearest, x, symmetric_rows_variance(x, bits), z)
 print(f"round to nearest: {rejected} of {x.size} elements rejected")
-assert rejected > x.size // 2
+assert rejected > x.size // 2, f"only {rejected} of {x.size} entries rejected"
 
 # %% [markdown]
 # ## How does it compare with PSQ?
@@ -122,7 +124,7 @@ g = rng.standard_normal((64, 128)) + 1.0  # rows mostly positive
 ours = symmetric_rows_variance(g, 4).sum()
 psq = PSQ(4).conditional_variance(g)
 print(f"4 bits: symmetric {ours:.3f} vs PSQ {psq:.3f}")
-assert ours > psq
+assert ours > psq, f"ours {ours:.4g} <= PSQ {psq:.4g}"
 
 # %% [markdown]
 # ## The bug hypothesis finds

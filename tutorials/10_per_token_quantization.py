@@ -16,9 +16,6 @@
 # gradients of one batch, and compare PTQ, PSQ and BHQ on them.
 
 # %%
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -64,7 +61,9 @@ for epoch in range(4):
 after = evaluate_translation(model, task)
 print(f"test token accuracy {before['token_accuracy']:.3f} -> {after['token_accuracy']:.3f}")
 print(f"test BLEU {after['bleu']:.1f}, exact sentences {after['exact_match']:.2f}")
-assert after["token_accuracy"] > 0.35 > 10 * before["token_accuracy"]
+assert after["token_accuracy"] > 0.35 > 10 * before["token_accuracy"], (
+    f"token accuracy {before['token_accuracy']:.3f} -> {after['token_accuracy']:.3f}"
+)
 
 # %% [markdown]
 # ## Rows are tokens
@@ -140,7 +139,7 @@ for name, g in grads.items():
     spread[name] = norms.max() / np.median(norms[norms > 0])
 for name in ("encoder.0.self_attn.out_proj", "decoder.0.ff.linear1", "out_proj"):
     print(f"{name:28s} largest token norm / median token norm = {spread[name]:.1f}")
-assert min(spread.values()) > 1.2 and np.median(list(spread.values())) > 3
+assert min(spread.values()) > 1.2 and np.median(list(spread.values())) > 3, f"spreads: {spread}"
 
 # %% [markdown]
 # ![Gradient norm of each token](token_gradient_norms.png)
@@ -164,9 +163,9 @@ for name, v in layer_variance.items():
         f"{v['PTQ'] / v['PSQ']:7.1f}  {v['PSQ'] / v['BHQ']:7.1f}"
     )
 for name, v in layer_variance.items():
-    assert v["BHQ"] < v["PSQ"] < v["PTQ"], name
+    assert v["BHQ"] < v["PSQ"] < v["PTQ"], f"{name}: {v}"
 ratios = np.array([v["PTQ"] / v["PSQ"] for v in layer_variance.values()])
-assert np.median(ratios) > 5
+assert np.median(ratios) > 5, f"PSQ / BHQ ratios: {ratios}"
 
 fig, ax = plt.subplots(figsize=(11, 3.6))
 x = np.arange(len(layer_variance))
@@ -202,8 +201,12 @@ norm2 = np.sum(g[keep].astype(np.float64) ** 2, axis=1)
 relative = {k: np.sum(q.elementwise_variance(g), axis=1)[keep] / norm2 for k, q in quantizers.items()}
 for k, r in relative.items():
     print(f"{k}: token noise / token ‖g‖², median {np.median(r):.3f}, max {r.max():.3f}")
-assert np.median(relative["PTQ"]) > 5 * np.median(relative["PSQ"])
-assert relative["PTQ"].max() > 10 * relative["PSQ"].max()
+assert np.median(relative["PTQ"]) > 5 * np.median(relative["PSQ"]), (
+    f"medians PTQ {np.median(relative['PTQ']):.3g}, PSQ {np.median(relative['PSQ']):.3g}"
+)
+assert relative["PTQ"].max() > 10 * relative["PSQ"].max(), (
+    f"max PTQ {relative['PTQ'].max():.3g}, PSQ {relative['PSQ'].max():.3g}"
+)
 
 fig, ax = plt.subplots(figsize=(5, 3.6))
 for k, r in relative.items():
@@ -244,5 +247,9 @@ for label, t in total.items():
         f"FQT {label} {bits}-bit: quantization variance {t['variance']:.4f} ± {t['stderr']:.4f}"
         f"   / sampling variance {sampling:.3f} = {t['variance'] / sampling:.3f}"
     )
-assert total["PTQ"]["variance"] > 3 * total["PSQ"]["variance"] > 3 * 1.5 * total["BHQ"]["variance"]
-assert total["PSQ"]["variance"] < 0.2 * sampling
+assert total["PTQ"]["variance"] > 3 * total["PSQ"]["variance"] > 3 * 1.5 * total["BHQ"]["variance"], (
+    f"totals: { {q: t['variance'] for q, t in total.items()} }"
+)
+assert total["PSQ"]["variance"] < 0.2 * sampling, (
+    f"PSQ {total['PSQ']['variance']:.4g}, sampling {sampling:.4g}"
+)

@@ -6,8 +6,10 @@ Each tutorial is executed cell by cell in one namespace, in a temporary
 working directory, with matplotlib's Agg backend; a code cell is shown
 followed by what it printed, and the ``.png`` files the tutorial saves are
 published beside its page (``tutorials/<name>.png``). A tutorial that raises
-fails the build. Results are cached per file and modification time, so
-``mkdocs serve`` only reruns a tutorial you edit.
+fails the build with a short message naming the tutorial, the cell, the line,
+the error and the values of the line's variables (no traceback). Results are
+cached per file and modification time, so ``mkdocs serve`` only reruns a
+tutorial you edit.
 """
 
 from __future__ import annotations
@@ -30,24 +32,87 @@ SPHINX_ROLE = re.compile(r":(?:class|func|meth|mod|attr|data|obj):(<code>)~?")
 _cache: dict[tuple[str, float], tuple[str, dict[str, bytes]]] = {}
 
 
+class TutorialFailed(Exception):
+    """A tutorial raised: the message names the file, the cell, the line, the error and its values.
+
+    In the docs build it is re-raised as MkDocs' ``PluginError``, which prints the message alone.
+    """
+
+
 def split_cells(source: str) -> list[tuple[str, str]]:
     """``[(kind, text), ...]`` with kind "markdown" or "code", from percent-format source."""
-    cells: list[tuple[str, list[str]]] = []
-    for line in source.splitlines():
+    return [(kind, text) for kind, text, _ in numbered_cells(source)]
+
+
+def numbered_cells(source: str) -> list[tuple[str, str, int]]:
+    """``[(kind, text, line), ...]``: the cells of :func:`split_cells`, each with its first line in the file.
+
+    Lines count from 1, as in a traceback.
+    """
+    cells: list[tuple[str, list[tuple[int, str]]]] = []
+    for number, line in enumerate(source.splitlines(), start=1):
         match = CELL.match(line)
         if match:
             cells.append(("markdown" if "[markdown]" in match.group(1) else "code", []))
         elif cells:
-            cells[-1][1].append(line)
+            cells[-1][1].append((number, line))
     out = []
-    for kind, lines in cells:
+    for kind, numbered in cells:
+        lines = [line for _, line in numbered]
         if kind == "markdown":
             text = "\n".join(line[2:] if line.startswith("# ") else line.lstrip("#") for line in lines)
         else:
             text = "\n".join(lines)
         if text.strip():
-            out.append((kind, text.strip("\n")))
+            skipped = len(text) - len(text.lstrip("\n"))  # blank lines before the text
+            out.append((kind, text.strip("\n"), numbered[0][0] + skipped))
     return out
+
+
+def cell_at_line(source: str, line: int) -> tuple[int, int]:
+    """``(cell, line in cell)``, both from 1, of a line of the file; cells as in :func:`split_cells`."""
+    cell, first = 0, 1
+    for i, (_, _, start) in enumerate(numbered_cells(source), start=1):
+        if start <= line:
+            cell, first = i, start
+    return cell, line - first + 1
+
+
+def _values(statement: str, namespace: dict) -> str:
+    """``name = value`` for each variable of ``statement`` in the namespace; reprs cut to 200 characters."""
+    import ast
+
+    try:
+        names = dict.fromkeys(n.id for n in ast.walk(ast.parse(statement.strip())) if isinstance(n, ast.Name))
+    except SyntaxError:
+        return ""
+    shown = []
+    for name in names:
+        value = namespace.get(name)
+        if name in namespace and not callable(value) and not isinstance(value, type(ast)):
+            text = repr(value)
+            shown.append(f"{name} = {text if len(text) <= 200 else text[:200] + ' ...'}")
+    return "; ".join(shown)
+
+
+def describe_failure(path: Path, cell: int, text: str, error: BaseException, namespace: dict) -> str:
+    """A few lines naming the tutorial, the cell, the failing line, the error and the values it used."""
+    import traceback
+
+    where = f"{path.name} (cell {cell})"
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename == where and f.lineno]
+    head = f"tutorials/{path.name} failed in cell {cell}"
+    message = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    if not frames:
+        return f"{head}\n  {message}"
+    line, last = frames[-1].lineno, getattr(frames[-1], "end_lineno", None) or frames[-1].lineno
+    start = numbered_cells(path.read_text(encoding="utf-8"))[cell - 1][2]
+    statement = " ".join(part.strip() for part in text.splitlines()[line - 1 : last])
+    parts = [f"{head}, line {start + line - 1} of the file:", f"  {statement}", f"  {message}"]
+    values = _values(statement, namespace)
+    if values:
+        parts.append(f"  values: {values}")
+    return "\n".join(parts)
 
 
 def run_tutorial(path: Path) -> tuple[str, dict[str, bytes]]:
@@ -64,10 +129,10 @@ def run_tutorial(path: Path) -> tuple[str, dict[str, bytes]]:
     with tempfile.TemporaryDirectory() as tmp:
         os.chdir(tmp)
         try:
-            for i, (kind, text) in enumerate(cells):
+            for i, (kind, text) in enumerate(cells, start=1):
                 if kind == "markdown":
                     parts.append(text)
-                    if i == 0:
+                    if i == 1:
                         parts.append(
                             f'!!! note "Run it yourself"\n    This page is `tutorials/{path.name}`, '
                             f"executed when the site was built. Run it with `python tutorials/{path.name}` "
@@ -75,8 +140,11 @@ def run_tutorial(path: Path) -> tuple[str, dict[str, bytes]]:
                         )
                     continue
                 printed = io.StringIO()
-                with contextlib.redirect_stdout(printed):
-                    exec(compile(text, f"{path.name} (cell {i})", "exec"), namespace)
+                try:
+                    with contextlib.redirect_stdout(printed):
+                        exec(compile(text, f"{path.name} (cell {i})", "exec"), namespace)
+                except Exception as error:
+                    raise TutorialFailed(describe_failure(path, i, text, error, namespace)) from None
                 parts.append(f"```python\n{text}\n```")
                 if printed.getvalue().strip():
                     parts.append(f'```text title="output"\n{printed.getvalue().rstrip()}\n```')
@@ -100,7 +168,12 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
     for path in sorted((root / "tutorials").glob("[0-9]*.py")):
         key = (str(path), path.stat().st_mtime)
         if key not in _cache:
-            _cache[key] = run_tutorial(path)
+            from mkdocs.exceptions import PluginError
+
+            try:
+                _cache[key] = run_tutorial(path)
+            except TutorialFailed as failure:
+                raise PluginError(str(failure)) from None
         markdown, images = _cache[key]
         files.append(File.generated(config, f"tutorials/{path.stem}.md", content=markdown))
         for name, data in images.items():

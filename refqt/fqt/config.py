@@ -1,6 +1,6 @@
 """``QuantConfig``: the whole quantization policy of a training run in one value.
 
-The paper's three modes (THEORY.md §1):
+The paper's three modes (docs/theory/qat-vs-fqt.md):
 
 =========  =======================================  ====================================
 mode       forward                                  backward

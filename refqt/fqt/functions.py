@@ -1,7 +1,7 @@
 """The FQT ops: a linear layer and a convolution whose backward is bifurcated.
 
 In fully quantized training the gradient ``G = ∂ℓ/∂out`` of a conv / linear
-output is quantized twice, independently (THEORY.md §1):
+output is quantized twice, independently (docs/theory/qat-vs-fqt.md):
 
     ∇X = Q_b(G) W          (input path: the quantizer the paper studies)
     ∇W = Q_w(G)ᵀ X         (weight path: 8 bits, per tensor or per column)

@@ -1,6 +1,6 @@
 """Quantizers: rounding, forward (STE) quantizers and unbiased gradient quantizers.
 
-Gradient quantizers (THEORY.md §3), all with the interface of
+Gradient quantizers (docs/theory/quantizers.md), all with the interface of
 :class:`GradientQuantizer` -- ``q(x, rng)``, ``q.quantize(x, u)``,
 ``q.encode`` / ``q.decode``, ``q.conditional_variance(x)`` (exact),
 ``q.variance_bound(x)``:

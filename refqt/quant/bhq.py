@@ -1,4 +1,4 @@
-"""BHQ: block Householder quantization (THEORY.md §3).
+"""BHQ: block Householder quantization (docs/theory/quantizers.md, "BHQ").
 
 ``Q(x) = T⁻¹(PSQ(T x))``: a block Householder transform ``T``
 (:mod:`refqt.quant.householder`) spreads each large row over a group of small

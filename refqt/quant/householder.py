@@ -1,6 +1,6 @@
 """BHQ's block Householder transform: grouping on the host, rank-1 application.
 
-THEORY.md §3. With rows sorted by range ``λ`` (descending), the first ``K``
+docs/theory/quantizers.md, "BHQ". With rows sorted by range ``λ`` (descending), the first ``K``
 rows are *large*; each large row is grouped with ``n_i ∝ λ_i`` small rows and
 one Householder reflection ``H_G = I − 2 n nᵀ/‖n‖²``, ``n = 𝟏/√G − e₁``,
 spreads it evenly over its group. With per-row pre-scales ``s``::
@@ -233,7 +233,7 @@ def _column_norms_large_group(g: int, inv_s2: np.ndarray) -> np.ndarray:
 
 
 def small_row_count(srt: np.ndarray) -> int:
-    """``Z`` for ranges ``srt`` sorted descending (THEORY.md §3, step 2), all candidates at once.
+    """``Z`` for ranges ``srt`` sorted descending (step 2 of ``block_householder``), all candidates at once.
 
     The rule is a loop: ``Z += 1``, ``total −= λ_(N−Z)``, stop when
     ``Z·λ_(N−Z−1)/total > 1`` or at ``Z = N − 1``. Here every ``total_Z`` comes
@@ -252,7 +252,7 @@ def small_row_count(srt: np.ndarray) -> int:
 
 
 def block_householder(ranges: np.ndarray) -> BlockHouseholder:
-    """Build ``T`` from the row ranges, exactly as THEORY.md §3 (authors' ``get_transform``).
+    """Build ``T`` from the row ranges, as docs/theory/quantizers.md (authors' ``get_transform``).
 
     1. ``λ_i = R_i + 1e-8``, rows sorted by ``λ`` descending (stable).
     2. ``Z`` small rows: ``Z += 1``, ``total −= λ_(N−Z)`` until

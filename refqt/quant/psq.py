@@ -1,6 +1,6 @@
 """PSQ: per-sample (per-row) stochastic quantization, and its per-channel variant.
 
-THEORY.md §3. Row i of the (N, D) matrix gets its own grid from its own
+docs/theory/quantizers.md, "PSQ". Row i of the (N, D) matrix gets its own grid from its own
 range: ``x̂_i = z_i + k·R_i/B``, ``z_i = min x_i``, so
 ``Var ≤ D/(4B²)·Σ_i R_i²`` -- never worse than PTQ, much better when a few
 rows carry most of the gradient. A constant row is returned unchanged.

@@ -1,6 +1,6 @@
 """PTQ: per-tensor stochastic quantization, with 0 kept exactly on the grid.
 
-THEORY.md §3. One grid for the whole gradient, ``x̂ = k·step``,
+docs/theory/quantizers.md, "PTQ". One grid for the whole gradient, ``x̂ = k·step``,
 ``k ∈ [−q0, B − q0]``, from the tensor's range widened to contain 0 (the
 authors' rule, made safe where it divides by zero: see
 :func:`refqt.quant.grid.zero_aligned_params`). Exact zeros stay exactly zero.

@@ -2,7 +2,7 @@
 
 Stochastic rounding is ``SR(y) = ⌊y + u⌋`` with ``u ~ U[0, 1)``: it rounds up
 with probability ``p = y − ⌊y⌋``, so ``E[SR(y)] = y`` and
-``Var[SR(y)] = p (1 − p) ≤ 1/4`` (THEORY.md §3).
+``Var[SR(y)] = p (1 − p) ≤ 1/4`` (docs/theory/stochastic-rounding.md).
 
 The noise is always passed in. refqt draws it in one documented way, so the
 fast NumPy path and the plain array-API path (and every backend) see the same

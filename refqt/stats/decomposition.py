@@ -1,6 +1,6 @@
 """Eq. 7, term by term: which layer's quantizer adds variance to which layer.
 
-By the law of total variance (THEORY.md §2), FQT's gradient variance is the
+By the law of total variance (docs/theory/variance.md), FQT's gradient variance is the
 QAT sampling variance plus one term per gradient quantizer:
 
     Var[∇̂_Θ] = Var[∇_Θ^QAT] + Σ_l E[ Var[ γ^(l)(Q(∇̂_{H^(l)})) | ∇̂_{H^(l)} ] ].
