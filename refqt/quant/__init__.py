@@ -9,7 +9,10 @@ Gradient quantizers (THEORY.md §3), all with the interface of
 * :class:`PSQ` -- per sample (row); ``PSQ(bits, axis="channel")`` per channel
   (axis 1: the columns of a matrix, the channels of a conv gradient);
 * :class:`BHQ` -- block Householder transform, then per row;
-* :class:`PerSampleShift` -- per-tensor grid with a power-of-two shift per sample.
+* :class:`PerSampleShift` -- per-tensor grid with a power-of-two shift per sample;
+* low-precision formats (FP8/FP6/FP4/INT elements, MX and NVFP4 block
+  scales, random Hadamard transform): :mod:`refqt.quant.formats`, by the
+  names in :data:`refqt.quant.formats.FORMAT_QUANTIZERS`.
 
 Forward quantizers: :func:`quantize_forward` (raw arrays), :func:`fake_quant`
 (Tensors, straight-through gradient).
@@ -20,6 +23,7 @@ from __future__ import annotations
 from refqt.quant.base import Encoded, GradientQuantizer
 from refqt.quant.bhq import BHQ
 from refqt.quant.checks import NonFiniteInputError
+from refqt.quant.formats import FORMAT_QUANTIZERS, make_format_quantizer
 from refqt.quant.forward import forward_grid, quantize_forward, quantize_forward_reference
 from refqt.quant.grid import AffineGrid
 from refqt.quant.householder import BlockHouseholder, block_householder
@@ -29,7 +33,7 @@ from refqt.quant.rounding import NoiseStream, noise_codes, round_nearest, stocha
 from refqt.quant.shift import PerSampleShift
 from refqt.quant.ste import FakeQuant, fake_quant
 
-GRADIENT_QUANTIZERS = ("ptq", "psq", "psq-column", "bhq", "shift")
+GRADIENT_QUANTIZERS = ("ptq", "psq", "psq-column", "bhq", "shift", *FORMAT_QUANTIZERS)
 
 
 def make_gradient_quantizer(name: str, bits: int = 8) -> GradientQuantizer:
@@ -37,8 +41,11 @@ def make_gradient_quantizer(name: str, bits: int = 8) -> GradientQuantizer:
 
     ``"psq-column"`` is PSQ per channel (axis 1), the weight path's quantizer:
     per output feature of a (rows, out) gradient, per channel F of a conv
-    gradient (N, F, Ho, Wo) in its own layout.
+    gradient (N, F, Ho, Wo) in its own layout. The format names
+    (``"nvfp4"``, ``"mxfp8-e4m3"``, ...) fix their own bits; ``bits`` is ignored.
     """
+    if name in FORMAT_QUANTIZERS:
+        return make_format_quantizer(name)
     if name == "ptq":
         return PTQ(bits)
     if name == "psq":
