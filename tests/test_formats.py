@@ -78,6 +78,15 @@ def test_integer_formats_round_like_rint_and_saturate():
     assert np.array_equal(FORMATS["int4"].values(), np.arange(8))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_spacing_from_exponent_bits_equals_frexp(dtype):
+    r = np.random.default_rng(2)
+    a = np.abs(r.standard_normal(5000) * np.exp(8 * r.standard_normal(5000))).astype(dtype)
+    a = np.concatenate([a, [0.0, np.finfo(dtype).smallest_subnormal, 1.0, 2.0, 6.0]]).astype(dtype)
+    for fmt in FORMATS.values():
+        np.testing.assert_array_equal(fmt.spacing(a), fmt.spacing_frexp(a))
+
+
 # -- moments of one rounding, against Monte Carlo ----------------------------------------------
 def _draws(fmt, y, bits, samples, seed):
     u = (np.random.default_rng(seed).integers(0, 2**16, (samples, *y.shape)) + 0.5) / 2**16
@@ -302,15 +311,27 @@ def test_fast_path_equals_reference_bit_for_bit(name, dtype):
     x = _gradient((16, 64)).astype(dtype)
     a = q(x, np.random.default_rng(12))
     b = q.reference(x, np.random.default_rng(12))
-    assert a.dtype == x.dtype and np.array_equal(a, b)
+    assert a.dtype == x.dtype
+    if q.hadamard is None or q.layout != "row":
+        assert np.array_equal(a, b)
+    else:  # BLAS's T·Xᵀ against the butterflies: round-off, and (rarely) one flipped rounding
+        _close_but_for_rare_flips(a, b, x)
     y = x.copy()
     assert q(y, np.random.default_rng(12), out=y) is y and np.array_equal(y, a)
 
 
+def _close_but_for_rare_flips(a, b, x):
+    """Equal to round-off (1e-5 of max |x|) in all but 0.1 % of the 16-blocks."""
+    far = np.abs(a.astype(np.float64) - b) > 1e-5 * np.abs(x).max()
+    assert far.reshape(-1, 16).any(axis=1).mean() <= 1e-3
+
+
 def test_fast_path_over_many_chunks():
-    q = make_format_quantizer("nvfp4-rht")
     x = _gradient((8, 3 * 2**14 + 64))
+    q = make_format_quantizer("nvfp4")
     np.testing.assert_array_equal(q(x, np.random.default_rng(13)), q.reference(x, np.random.default_rng(13)))
+    q = make_format_quantizer("nvfp4-rht")
+    _close_but_for_rare_flips(q(x, np.random.default_rng(13)), q.reference(x, np.random.default_rng(13)), x)
 
 
 def test_unbiased_where_nothing_is_clipped_and_variance_bound_holds():

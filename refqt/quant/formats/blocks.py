@@ -114,13 +114,13 @@ def block_amax(bm: Any) -> Any:
 def _floor_log2(a: Any) -> Any:
     """``⌊log2 a⌋`` exactly, for ``a > 0`` (integers in a float array; ``frexp``)."""
     xp = namespace(a)
-    _, e = np.frexp(a) if xp is np else xp.frexp(a)
+    _, e = xp.frexp(a)
     return xp.astype(e, a.dtype) - 1.0
 
 
 def _pow2(e: Any) -> Any:
     xp = namespace(e)
-    return (np.ldexp if xp is np else xp.ldexp)(xp.ones_like(e), xp.astype(e, xp.int32))
+    return xp.ldexp(xp.ones_like(e), xp.astype(e, xp.int32))
 
 
 def mx_exponent(amax: Any, fmt: ElementFormat, mode: str) -> Any:
@@ -151,24 +151,35 @@ def block_scales(
 ) -> tuple[Any, Any]:
     """``(encode, decode)`` scales of the blocks, each (M, 1) (per tensor: (1, 1)).
 
-    ``amax_tensor``: the tensor's ``max |x|`` for ``nvfp4`` (computed here if
-    None). Working dtype of ``bm``.
+    ``amax_tensor``: the tensor's ``max |x|`` (computed here if None).
+    Working dtype of ``bm``.
     """
     xp = namespace(bm)
-    work = bm.dtype
     if scaling == "tensor":
         amax = float(xp.max(xp.abs(bm))) if amax_tensor is None else amax_tensor
-        if amax == 0.0:
-            return xp.zeros((1, 1), dtype=work), xp.zeros((1, 1), dtype=work)
-        enc = xp.full((1, 1), fmt.max_value / amax, dtype=work)
-        return enc, xp.full((1, 1), amax / fmt.max_value, dtype=work)
+        return scales_from_amax(xp.zeros((1, 1), dtype=bm.dtype), fmt, scaling, scale_rounding, amax)
     amax_b = block_amax(bm)
+    amax = float(xp.max(amax_b)) if amax_tensor is None else amax_tensor
+    return scales_from_amax(amax_b, fmt, scaling, scale_rounding, amax)
+
+
+def scales_from_amax(
+    amax_b: Any, fmt: ElementFormat, scaling: str, scale_rounding: str, amax_tensor: float
+) -> tuple[Any, Any]:
+    """``(encode, decode)`` scales shaped like ``amax_b``, from block and tensor maxima (module docstring)."""
+    xp = namespace(amax_b)
+    work = amax_b.dtype
+    if scaling == "tensor":
+        if amax_tensor == 0.0:
+            return xp.zeros_like(amax_b), xp.zeros_like(amax_b)
+        enc = xp.full(amax_b.shape, fmt.max_value / amax_tensor, dtype=work)
+        return enc, xp.full(amax_b.shape, amax_tensor / fmt.max_value, dtype=work)
     if scaling == "mx":
         d = _pow2(mx_exponent(amax_b, fmt, scale_rounding))
         return 1.0 / d, d
     if scaling != "nvfp4":
         raise ValueError(f"block scaling must be one of {SCALINGS}, got {scaling!r}")
-    s_enc = tensor_encode_scale(float(xp.max(amax_b)) if amax_tensor is None else amax_tensor, fmt, work)
+    s_enc = tensor_encode_scale(amax_tensor, fmt, work)
     s_b = E4M3.round_nearest_even(amax_b * (s_enc / fmt.max_value))
     nonzero = s_b > 0
     enc = xp.where(nonzero, s_enc / xp.where(nonzero, s_b, 1.0), 0.0)

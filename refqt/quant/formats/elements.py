@@ -27,10 +27,10 @@ Rounding a magnitude ``a`` that lies between two neighbours ``lo ≤ a ≤ hi``
 (``hi − lo`` the spacing at ``a``, ``p = (a − lo)/(hi − lo)``):
 
 * round to nearest, ties to even (the last mantissa bit 0) -- ``rint(a/s)·s``;
-* stochastic rounding, exact: up (away from 0) with probability ``p``, so
+* stochastic rounding, exact: to ``hi`` with probability ``p``, so
   ``E = a`` and ``Var = p(1 − p)(hi − lo)²``; refqt's noise has 16 bits
   (``u = (m + ½)/2¹⁶``, docs/theory/stochastic-rounding.md), which leaves
-  at most ``2⁻¹⁷`` of a spacing;
+  at most ``2⁻¹⁷`` of a spacing, plus half an ulp of ``y/s + u``;
 * stochastic rounding with ``k`` random bits, as hardware does it: ``p`` is
   truncated to ``k`` bits and a random ``k``-bit integer ``r`` is added, up
   when it carries: probability ``p_k = ⌊p·2^k⌋/2^k`` -- a bias of
@@ -51,6 +51,12 @@ import numpy as np
 
 from refqt.backend import namespace
 from refqt.quant.rounding import NOISE_BITS
+
+EXPONENT_BITS = {
+    np.dtype(np.float32): (np.int32, 0x7F800000),
+    np.dtype(np.float64): (np.int64, 0x7FF0000000000000),
+}
+"""Integer view and exponent-field mask of each float dtype: ``bits & mask`` is ``2^⌊log2 |a|⌋``."""
 
 
 @dataclass(frozen=True)
@@ -114,14 +120,26 @@ class ElementFormat:
     def spacing(self, a: Any) -> Any:
         """The grid spacing at magnitudes ``a ≥ 0`` (array): ``2^(max(⌊log2 a⌋, emin) − m)``.
 
-        Exact: ``frexp`` reads the exponent, ``ldexp`` builds the power of two.
+        Exact: ``frexp`` reads the exponent, ``ldexp`` builds the power of two
+        (on NumPy float32/float64 the exponent bits are read directly, the same numbers).
         """
         xp = namespace(a)
         if self.is_int:
             return xp.ones_like(a)
-        _, e = np.frexp(a) if xp is np else xp.frexp(a)  # a = f·2^e, f in [½, 1): ⌊log2 a⌋ = e − 1
-        k = xp.maximum(e - 1, self.emin) - self.mantissa_bits
-        return (np.ldexp if xp is np else xp.ldexp)(xp.ones_like(a), k)
+        if isinstance(a, np.ndarray) and a.dtype in EXPONENT_BITS:
+            itype, mask = EXPONENT_BITS[a.dtype]
+            pow2 = (np.ascontiguousarray(a).view(itype) & itype(mask)).view(a.dtype)  # 2^⌊log2 a⌋
+            return np.maximum(pow2, a.dtype.type(2.0**self.emin)) * a.dtype.type(2.0**-self.mantissa_bits)
+        return self.spacing_frexp(a)
+
+    def spacing_frexp(self, a: Any) -> Any:
+        """:meth:`spacing` through ``frexp``/``ldexp``, on any backend that has them."""
+        xp = namespace(a)
+        if self.is_int:
+            return xp.ones_like(a)
+        _, e = xp.frexp(a)  # a = f·2^e, f in [½, 1): ⌊log2 a⌋ = e − 1 (frexp(0) = (0, 0): a subnormal)
+        e = xp.where(a == 0, self.emin + 1, e)
+        return xp.ldexp(xp.ones_like(a), xp.maximum(e - 1, self.emin) - self.mantissa_bits)
 
     def split(self, a: Any) -> tuple[Any, Any, Any]:
         """``(n, p, s)`` for magnitudes ``a`` (clipped to ``max``): ``a = (n + p)·s``, ``p ∈ [0, 1)``.
@@ -147,17 +165,20 @@ class ElementFormat:
     def stochastic_round(self, y: Any, u: Any, random_bits: int | None = None) -> Any:
         """``y`` rounded stochastically with noise ``u ∈ (0, 1)`` (array broadcasting with y).
 
-        ``random_bits=None``: up with probability ``p`` (``⌊a/s + u⌋``);
-        ``random_bits=k``: ``r = ⌊u·2^k⌋`` (the top k bits of the noise), up
-        when ``⌊p·2^k⌋ + r ≥ 2^k``. Magnitudes above ``max`` give ``max``.
+        ``random_bits=None`` (exact): ``clip(⌊y/s + u⌋·s, ±max)``, ``s`` the
+        spacing at ``|y|`` -- the neighbour above ``y`` with probability equal
+        to ``y``'s distance from the one below, in spacings; a magnitude above
+        ``max`` gives ``max`` (both neighbours clip to it). ``random_bits=k``
+        (sign-magnitude, as hardware): ``r = ⌊u·2^k⌋`` (the top k bits of the
+        noise), the magnitude goes up when ``⌊p·2^k⌋ + r ≥ 2^k``.
         """
         xp = namespace(y)
-        n, p, s = self.split(xp.abs(y))
         if random_bits is None:
-            up = xp.floor(p + u)
-        else:
-            scale = float(2**random_bits)
-            up = xp.floor((xp.floor(p * scale) + xp.floor(u * scale)) / scale)
+            s = self.spacing(xp.abs(y))
+            return xp.clip(xp.floor(y / s + u) * s, -self.max_value, self.max_value)
+        n, p, s = self.split(xp.abs(y))
+        scale = float(2**random_bits)
+        up = xp.floor((xp.floor(p * scale) + xp.floor(u * scale)) / scale)
         v = xp.minimum((n + up) * s, self.max_value)
         return xp.where(y < 0, -v, v)
 

@@ -32,7 +32,7 @@ import numpy as np
 from refqt.backend import backend_of, namespace
 from refqt.quant.base import GradientQuantizer
 from refqt.quant.checks import as_rows, check_finite_range
-from refqt.quant.fast import CHUNK
+from refqt.quant.formats import fast
 from refqt.quant.formats.blocks import (
     LAYOUTS,
     SCALE_ROUNDINGS,
@@ -41,7 +41,7 @@ from refqt.quant.formats.blocks import (
     from_blocks,
     to_blocks,
 )
-from refqt.quant.formats.elements import element_format, uniform_noise
+from refqt.quant.formats.elements import element_format
 from refqt.quant.formats.hadamard import RandomHadamard
 from refqt.quant.rounding import NoiseStream
 
@@ -195,37 +195,27 @@ class BlockFormatQuantizer(GradientQuantizer):
 
     # -- fast path -----------------------------------------------------------------------------
     def _fast(self, x: np.ndarray, rng: np.random.Generator, out: np.ndarray) -> np.ndarray:
-        """Chunk by chunk when the row blocks tile the rows exactly (else the reference path)."""
+        """Block-major, chunk by chunk (:mod:`refqt.quant.formats.fast`) where it applies, else the reference.
+
+        It applies to float32/float64 input, row blocks that tile the rows
+        exactly, exact stochastic rounding, and a transform (if any) as long as a block.
+        """
         x2 = as_rows(x)
-        d = x2.shape[1]
-        if self.layout != "row" or d % self.block or self.rounding == "nearest":
+        simple = (
+            self.layout == "row"
+            and x.dtype in (np.float32, np.float64)
+            and x2.shape[1] % self.block == 0
+            and self.rounding == "stochastic"
+            and self.random_bits is None
+            and (self.hadamard is None or self.hadamard.d == self.block)
+        )
+        if not simple:
             out[...] = self.quantize(x, self.uniform(x, rng))
             return out
         if self.hadamard is not None:
             self.hadamard.redraw(rng)
-        work = np.float64 if x.dtype == np.float64 else np.float32
         self._amax(x2)
-        src = x2.reshape(-1, self.block)
-        dst = out.reshape(-1, self.block)
-        rows = max(1, CHUNK // self.block)
-        amax = None
-        if self.scaling != "mx":  # tensor-wide maximum of T x first
-            amax = 0.0
-            for r0 in range(0, src.shape[0], rows):
-                y = src[r0 : r0 + rows].astype(work, copy=False)
-                if self.hadamard is not None:
-                    y = self.hadamard.forward(y)
-                    dst[r0 : r0 + rows] = y  # kept for the second pass (out may be x: read first)
-                amax = max(amax, float(np.max(np.abs(y))))
-            if self.hadamard is not None:
-                src = dst
-        stream = NoiseStream(rng)
-        for r0 in range(0, src.shape[0], rows):
-            y = src[r0 : r0 + rows].astype(work, copy=False)
-            u = uniform_noise(stream.take(y.size).reshape(y.shape), work)
-            t, dec = self._scaled(y, amax)
-            v = self._round(t, u) * dec
-            dst[r0 : r0 + rows] = v if self.hadamard is None else self.hadamard.inverse(v)
+        fast.quantize_rows(self, x2, NoiseStream(rng), out.reshape(x2.shape))
         return out
 
     # -- moments -----------------------------------------------------------------------------
