@@ -326,6 +326,20 @@ def _close_but_for_rare_flips(a, b, x):
     assert far.reshape(-1, 16).any(axis=1).mean() <= 1e-3
 
 
+@pytest.mark.parametrize("name", ["nvfp4", "nvfp4-rht", "mxfp8-e4m3", "fp8-e5m2", "mxint8"])
+def test_fast_moments_equal_the_reference(name):
+    q = make_format_quantizer(name)
+    x = _gradient((16, 2 * 2**12 + 32))
+    mean, var = q.moments(x)
+    ref_mean, ref_var = q.moments_reference(x)
+    if q.hadamard is None:
+        np.testing.assert_array_equal(mean, ref_mean)
+        np.testing.assert_array_equal(var, ref_var)
+    else:  # BLAS against butterflies (mean), the order of a 16-term sum (variance)
+        np.testing.assert_allclose(mean, ref_mean, rtol=0, atol=1e-5 * np.abs(x).max())
+        np.testing.assert_allclose(var, ref_var, rtol=1e-5)
+
+
 def test_fast_path_over_many_chunks():
     x = _gradient((8, 3 * 2**14 + 64))
     q = make_format_quantizer("nvfp4")
@@ -357,3 +371,12 @@ def test_factory_and_errors():
     x[0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         make_format_quantizer("nvfp4")(x, np.random.default_rng(0))
+
+
+def test_formats_benchmark_prints_every_figure():
+    from refqt.benchmarks.formats import format_figures, formats_benchmark
+
+    figures = formats_benchmark(batch=1, repeats=1, formats=("nvfp4-rht", "mxfp4"))
+    assert set(figures["formats"]) == {"nvfp4-rht", "mxfp4"}
+    assert all(e["quantize_ms"] > 0 and e["moments_ms"] > 0 for e in figures["formats"].values())
+    assert "nvfp4-rht" in format_figures(figures)

@@ -142,3 +142,62 @@ def quantize_rows(quantizer: Any, x2: np.ndarray, stream: NoiseStream, out2: np.
             np.copyto(dst[r0:r1], y.T, casting="same_kind")
         else:
             np.matmul(y.T, dense, out=dst[r0:r1])  # (T⁻¹ V)ᵀ = Vᵀ T, straight into out
+
+
+def moments_rows(quantizer: Any, x2: np.ndarray, mean2: np.ndarray, var2: np.ndarray) -> None:
+    """Exact ``E[Q(x2)]`` into ``mean2`` (working dtype) and ``Var[Q(x2)]`` into ``var2`` (float64).
+
+    The row layout of :func:`quantize_rows`, exact stochastic rounding: the
+    mean of the rounding is ``clip(t, ±max)``, its variance ``p(1 − p)s²``
+    (``p`` the fractional part of ``min(|t|, max)/s``), both scaled by the
+    block's decode scale; with the transform the mean goes back through
+    ``Tᵀ`` and each entry's variance is the mean over its block of 16.
+    """
+    fmt = quantizer.element
+    b = quantizer.block
+    work = mean2.dtype
+    src = x2.reshape(-1, b)
+    m = src.shape[0]
+    rows = max(1, CHUNK // b)
+    rht = quantizer.hadamard
+    dense = None if rht is None else rht.matrix().astype(work)
+    y_buf = np.empty(rows * b, dtype=work)
+    scratch = Scratch(fmt, rows * b, work)
+    amax_b = np.empty(m, dtype=work)
+
+    def block_major(r0: int, r1: int) -> np.ndarray:
+        y = y_buf[: (r1 - r0) * b].reshape(b, r1 - r0)
+        if dense is None:
+            np.copyto(y, src[r0:r1].T, casting="same_kind")
+        else:
+            np.matmul(dense, src[r0:r1].T.astype(work, copy=False), out=y)
+        return y
+
+    for r0 in range(0, m, rows):  # pass 1: block maxima
+        r1 = min(m, r0 + rows)
+        y = block_major(r0, r1)
+        np.max(np.abs(y), axis=0, out=amax_b[r0:r1])
+    amax = float(np.max(amax_b)) if m else 0.0
+    enc, dec = scales_from_amax(amax_b, fmt, quantizer.scaling, quantizer.scale_rounding, amax)
+    mean_rows = mean2.reshape(-1, b)
+    var_rows = var2.reshape(-1, b)
+    for r0 in range(0, m, rows):  # pass 2: the moments of each chunk
+        r1 = min(m, r0 + rows)
+        y = block_major(r0, r1)
+        np.multiply(y, enc[None, r0:r1], out=y)  # t
+        a = np.minimum(np.abs(y), scratch.take("hi", y.shape))
+        s = fmt.spacing(a)
+        p = a / s
+        p -= np.floor(p)
+        var_t = p * (1.0 - p) * s * s
+        np.minimum(y, scratch.take("hi", y.shape), out=y)  # mean of the rounding: clip(t, ±max)
+        np.maximum(y, scratch.take("lo", y.shape), out=y)
+        np.multiply(y, dec[None, r0:r1], out=y)
+        d2 = (dec[r0:r1] * dec[r0:r1]).astype(np.float64)
+        var = var_t.astype(np.float64) * d2[None, :]
+        if dense is None:
+            np.copyto(mean_rows[r0:r1], y.T)
+            np.copyto(var_rows[r0:r1], var.T)
+        else:
+            np.matmul(y.T, dense, out=mean_rows[r0:r1])
+            var_rows[r0:r1] = np.mean(var, axis=0)[:, None]

@@ -201,14 +201,7 @@ class BlockFormatQuantizer(GradientQuantizer):
         exactly, exact stochastic rounding, and a transform (if any) as long as a block.
         """
         x2 = as_rows(x)
-        simple = (
-            self.layout == "row"
-            and x.dtype in (np.float32, np.float64)
-            and x2.shape[1] % self.block == 0
-            and self.rounding == "stochastic"
-            and self.random_bits is None
-            and (self.hadamard is None or self.hadamard.d == self.block)
-        )
+        simple = self._fast_applies(x)
         if not simple:
             out[...] = self.quantize(x, self.uniform(x, rng))
             return out
@@ -219,6 +212,19 @@ class BlockFormatQuantizer(GradientQuantizer):
         return out
 
     # -- moments -----------------------------------------------------------------------------
+    def _fast_applies(self, x: Any) -> bool:
+        """Whether the block-major NumPy path (:mod:`refqt.quant.formats.fast`) handles ``x``."""
+        return (
+            isinstance(x, np.ndarray)
+            and self.layout == "row"
+            and x.dtype in (np.float32, np.float64)
+            and x.ndim > 0
+            and as_rows(x).shape[1] % self.block == 0
+            and self.rounding == "stochastic"
+            and self.random_bits is None
+            and (self.hadamard is None or self.hadamard.d == self.block)
+        )
+
     def moments(self, x: Any) -> tuple[Any, Any]:
         """Exact per-element ``(E[Q(x)], Var[Q(x)])`` given x (and the current signs), arrays of x.shape.
 
@@ -230,6 +236,16 @@ class BlockFormatQuantizer(GradientQuantizer):
         if x2.size == 0:
             return xp.reshape(x2, x.shape) * 1, xp.zeros(x.shape, dtype=xp.float64)
         self._amax(x2)
+        if self._fast_applies(x):
+            mean, var = np.empty(x.shape, dtype=x2.dtype), np.empty(x.shape, dtype=np.float64)
+            fast.moments_rows(self, as_rows(x), mean.reshape(x2.shape), var.reshape(x2.shape))
+            return mean, var
+        return self.moments_reference(x)
+
+    def moments_reference(self, x: Any) -> tuple[Any, Any]:
+        """:meth:`moments` on the whole block matrix (any layout, rounding and backend)."""
+        xp = backend_of(x).xp
+        _, x2, _ = self._rows(x)
         t, dec = self._scaled(self._blocks(x2))
         mean_t, var_t = self.element.moments(t, self.random_bits, nearest=self.rounding == "nearest")
         var = xp.astype(var_t, xp.float64) * xp.astype(dec * dec, xp.float64)
