@@ -23,7 +23,7 @@ from __future__ import annotations
 from refqt.quant.base import Encoded, GradientQuantizer
 from refqt.quant.bhq import BHQ
 from refqt.quant.checks import NonFiniteInputError
-from refqt.quant.formats import FORMAT_QUANTIZERS, make_format_quantizer
+from refqt.quant.formats import FORMAT_QUANTIZERS, is_format_name, make_format_quantizer
 from refqt.quant.forward import forward_grid, quantize_forward, quantize_forward_reference
 from refqt.quant.grid import AffineGrid
 from refqt.quant.householder import BlockHouseholder, block_householder
@@ -42,9 +42,10 @@ def make_gradient_quantizer(name: str, bits: int = 8) -> GradientQuantizer:
     ``"psq-column"`` is PSQ per channel (axis 1), the weight path's quantizer:
     per output feature of a (rows, out) gradient, per channel F of a conv
     gradient (N, F, Ho, Wo) in its own layout. The format names
-    (``"nvfp4"``, ``"mxfp8-e4m3"``, ...) fix their own bits; ``bits`` is ignored.
+    (``"nvfp4"``, ``"mxfp8-e4m3-ceil-rtn"``, ... see :mod:`refqt.quant.formats`)
+    fix their own bits; ``bits`` is ignored.
     """
-    if name in FORMAT_QUANTIZERS:
+    if is_format_name(name):
         return make_format_quantizer(name)
     if name == "ptq":
         return PTQ(bits)
