@@ -74,6 +74,9 @@ class BlockFormatQuantizer(GradientQuantizer):
         Name used in tables (default built from the options).
     """
 
+    has_codes = False
+    """No affine integer codes (``encode``): a layer capturing gradients skips them."""
+
     def __init__(
         self,
         element: str = "e2m1",
