@@ -92,3 +92,16 @@ def test_recipe_runs_on_a_conv_model():
     model.zero_grad()
     classification_loss(model, (BATCH[0][:8], BATCH[1][:8])).backward()
     assert all(np.all(np.isfinite(p.grad)) for p in model.parameters())
+
+
+def test_variance_command_has_format_rows(tmp_path, capsys):
+    from refqt.cli import main
+
+    args = ["variance", "--epochs", "1", "--bits", "4", "--limit", "96", "--batches", "2", "--draws", "2"]
+    assert main([*args, "--formats", "nvfp4,mxfp8-e4m3", "--out", str(tmp_path)]) == 0
+    import json
+
+    rows = json.loads((tmp_path / "variance.json").read_text())["formats"]
+    assert rows["nvfp4"]["variance"] > 3 * rows["mxfp8-e4m3"]["variance"] > 0  # 1 vs 3 mantissa bits: 8x seen
+    assert "nvfp4 var" in capsys.readouterr().out
+    assert main([*args, "--formats", "fp3", "--out", str(tmp_path)]) == 2
