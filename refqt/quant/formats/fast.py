@@ -38,6 +38,9 @@ from refqt.quant.rounding import NOISE_BITS, NoiseStream
 
 _EXPONENT = EXPONENT_BITS
 
+BLOCK_CHUNK = 1 << 15
+"""Elements per chunk: with its noise, scratch and constant buffers (~0.9 MiB at float32)."""
+
 
 def spacing_into(t: np.ndarray, fmt: ElementFormat, s: np.ndarray, floor: np.ndarray) -> np.ndarray:
     """``s = 2^(max(⌊log2|t|⌋, emin) − m)`` (the element spacing at |t|) from t's exponent bits.
@@ -87,6 +90,16 @@ def stochastic_round_into(t: np.ndarray, codes: np.ndarray, fmt: ElementFormat, 
     np.maximum(t, scratch.take("lo", t.shape), out=t)
 
 
+def block_scales_chunked(quantizer: Any, amax_b: np.ndarray, amax: float) -> tuple[np.ndarray, np.ndarray]:
+    """``scales_from_amax`` of the (M,) block maxima, ``CHUNK`` at a time (in cache; the same numbers)."""
+    enc, dec = np.empty_like(amax_b), np.empty_like(amax_b)
+    for i in range(0, amax_b.size, CHUNK):
+        part = amax_b[i : i + CHUNK]
+        e, d = scales_from_amax(part, quantizer.element, quantizer.scaling, quantizer.scale_rounding, amax)
+        enc[i : i + CHUNK], dec[i : i + CHUNK] = e, d
+    return enc, dec
+
+
 def quantize_rows(quantizer: Any, x2: np.ndarray, stream: NoiseStream, out2: np.ndarray) -> None:
     """``out2 = Q(x2)`` for a row-layout format quantizer whose blocks tile the rows exactly.
 
@@ -101,7 +114,7 @@ def quantize_rows(quantizer: Any, x2: np.ndarray, stream: NoiseStream, out2: np.
     src = x2.reshape(-1, b)
     dst = out2.reshape(-1, b)
     m = src.shape[0]
-    rows = max(1, CHUNK // b)
+    rows = max(1, BLOCK_CHUNK // b)
     rht = quantizer.hadamard
     dense = None if rht is None else rht.matrix().astype(work)  # T, (b, b); T⁻¹ = Tᵀ
     y_buf = np.empty(rows * b, dtype=work)
@@ -125,7 +138,7 @@ def quantize_rows(quantizer: Any, x2: np.ndarray, stream: NoiseStream, out2: np.
         np.abs(y, out=a)
         np.max(a, axis=0, out=amax_b[r0:r1])
     amax = float(np.max(amax_b)) if m else 0.0
-    enc, dec = scales_from_amax(amax_b, fmt, quantizer.scaling, quantizer.scale_rounding, amax)  # (M,) each
+    enc, dec = block_scales_chunked(quantizer, amax_b, amax)
     for r0 in range(0, m, rows):  # pass 2: scale, round, back
         r1 = min(m, r0 + rows)
         n = r1 - r0
@@ -158,7 +171,7 @@ def moments_rows(quantizer: Any, x2: np.ndarray, mean2: np.ndarray, var2: np.nda
     work = mean2.dtype
     src = x2.reshape(-1, b)
     m = src.shape[0]
-    rows = max(1, CHUNK // b)
+    rows = max(1, BLOCK_CHUNK // b)
     rht = quantizer.hadamard
     dense = None if rht is None else rht.matrix().astype(work)
     y_buf = np.empty(rows * b, dtype=work)
@@ -178,7 +191,7 @@ def moments_rows(quantizer: Any, x2: np.ndarray, mean2: np.ndarray, var2: np.nda
         y = block_major(r0, r1)
         np.max(np.abs(y), axis=0, out=amax_b[r0:r1])
     amax = float(np.max(amax_b)) if m else 0.0
-    enc, dec = scales_from_amax(amax_b, fmt, quantizer.scaling, quantizer.scale_rounding, amax)
+    enc, dec = block_scales_chunked(quantizer, amax_b, amax)
     mean_rows = mean2.reshape(-1, b)
     var_rows = var2.reshape(-1, b)
     for r0 in range(0, m, rows):  # pass 2: the moments of each chunk
