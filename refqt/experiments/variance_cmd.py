@@ -9,7 +9,7 @@ the quantizer is harmless; near or above 1 it is what makes training fail.
 The model is a checkpoint (``--checkpoint run/ckpt.npz --model cnn``) or,
 without one, a digits SmallCNN freshly trained with QAT for a few epochs.
 Writes ``variance.json`` and ``variance.png`` (log scale) into ``--out``.
-``--formats nvfp4,mxfp4`` adds block formats (:mod:`refqt.quant.formats`,
+``--formats nvfp4,mxfp4`` (default: none) adds block formats (:mod:`refqt.quant.formats`,
 stochastic rounding; their bits are fixed) as rows below the table.
 """
 
@@ -223,7 +223,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--bits", default="2-8", help="bit widths, '2-8' or '2,4,8'")
     parser.add_argument("--quantizers", default="ptq,psq,bhq")
     parser.add_argument(
-        "--formats", default=",".join(FORMATS), help="block formats as extra rows ('' for none)"
+        "--formats", default="", help=f"block formats as extra rows, e.g. {','.join(FORMATS)}"
     )
     parser.add_argument("--batch-size", type=int, default=32, help="batch size of the sampling variance")
     parser.add_argument("--batches", type=int, default=8, help="batches for the sampling variance")

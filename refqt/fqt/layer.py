@@ -103,7 +103,7 @@ class LayerQuantizer:
         wq = (
             fake_quant(w, self.config.weight_bits, kind="zero_aligned")
             if self.weight_format is None
-            else format_fake_quant(w, self.weight_format)
+            else format_fake_quant(w, self.weight_format, last_axis=False)  # rows: output features
         )
         return xq, wq
 
