@@ -22,6 +22,7 @@ The command line (``refqt train``) is a thin layer over :func:`train_run`;
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -46,12 +47,14 @@ from refqt.nn import Dropout, Module
 from refqt.optim import SGD, ConstantSchedule, CosineSchedule, Schedule
 from refqt.optim.optimizer import Optimizer
 from refqt.quant import NonFiniteInputError
+from refqt.stats.noise_monitor import NoiseMonitor
 from refqt.tensor import Tensor
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 CHECKPOINT_FILE = "checkpoint.npz"
 DIVERGED_FILE = "diverged.json"
+NOISE_FILE = "noise.jsonl"  # ‖G‖/σ_q per layer every 100 steps (refqt.stats.noise_monitor), FQT runs
 
 # Second entropy word of the run's own streams. SeedSequence([seed, k]) with
 # k > 0 never equals the per-layer quantizer streams SeedSequence(seed, spawn_key=(i,)).
@@ -180,7 +183,8 @@ def train_run(
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             try:
                 train = _train_epoch(
-                    model, optimizer, dataset, config, shuffle, schedule, step, backend, label, progress
+                    model, optimizer, dataset, config, shuffle, schedule, step, backend, label, progress,
+                    NoiseMonitor(model, out / NOISE_FILE),
                 )
             except _Diverged as err:
                 _stop(out, history, epoch, err.batch, err.step, err.what)
@@ -244,6 +248,7 @@ def _train_epoch(
     backend: Backend,
     label: str,
     progress: bool,
+    noise: NoiseMonitor | None = None,
 ) -> dict[str, Any]:
     """One shuffled pass with SGD; stops at the first non-finite loss or gradient (raises ``_Diverged``)."""
     model.train()
@@ -264,7 +269,8 @@ def _train_epoch(
                 raise _Diverged(f"training loss is {value}", batch, step)
             optimizer.zero_grad()
             try:
-                loss.backward()
+                with noise.watch(step) if noise is not None else contextlib.nullcontext():
+                    loss.backward()
             except NonFiniteInputError:  # a gradient overflowed before the loss did
                 raise _Diverged("a layer's output gradient is NaN or Inf", batch, step) from None
             optimizer.step()

@@ -9,6 +9,8 @@ the quantizer is harmless; near or above 1 it is what makes training fail.
 The model is a checkpoint (``--checkpoint run/ckpt.npz --model cnn``) or,
 without one, a digits SmallCNN freshly trained with QAT for a few epochs.
 Writes ``variance.json`` and ``variance.png`` (log scale) into ``--out``.
+``--formats nvfp4,mxfp4`` (default: none) adds block formats (:mod:`refqt.quant.formats`,
+stochastic rounding; their bits are fixed) as rows below the table.
 """
 
 from __future__ import annotations
@@ -26,9 +28,11 @@ from refqt.experiments.plots import plot_variance_vs_bits
 from refqt.experiments.runspec import MODELS, RunSpec, build_model, digits_split, train
 from refqt.experiments.training import classification_loss
 from refqt.fqt import QuantConfig, quantize
+from refqt.quant.formats import is_format_name
 from refqt.stats import quantization_variance, sampling_variance
 
 QUANTIZERS = ("ptq", "psq", "bhq")
+FORMATS = ("nvfp4", "nvfp4-rht", "mxfp4", "mxfp8-e4m3")
 
 
 def variance_vs_bits(
@@ -39,6 +43,7 @@ def variance_vs_bits(
     quantizers: Sequence[str] = QUANTIZERS,
     k: int = 8,
     seed: int = 0,
+    formats: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Quantization variance per quantizer and bit width, and the QAT sampling variance.
 
@@ -52,13 +57,16 @@ def variance_vs_bits(
     batches : sequence of (x, y)
         At least two batches: all give the sampling variance, the first two
         the quantization variance (``k`` draws each).
+    formats : sequence of str
+        Block-format gradient quantizers (e.g. ``"nvfp4"``), one value each.
 
     Returns
     -------
     dict
         ``bits``, ``quantizers``, ``sampling`` / ``sampling_stderr`` (floats),
         ``quantization`` / ``quantization_stderr`` / ``ratio``
-        (``{quantizer: [one value per bit width]}``).
+        (``{quantizer: [one value per bit width]}``), and with ``formats``
+        ``formats`` (``{name: {"variance", "stderr", "ratio"}}``).
     """
     if len(batches) < 2:
         raise ValueError(f"variance_vs_bits: need at least 2 batches, got {len(batches)}")
@@ -88,6 +96,13 @@ def variance_vs_bits(
         out["quantization"][q] = values
         out["quantization_stderr"][q] = errors
         out["ratio"][q] = [v / samp["variance"] for v in values]
+    if formats:
+        out["formats"] = {}
+    for name in formats:
+        config = QuantConfig(mode="fqt", grad_quantizer=name, seed=seed)
+        total = quantization_variance(loaded(config), classification_loss, batches[:2], k=k)["total"]
+        ratio = total["variance"] / samp["variance"]
+        out["formats"][name] = {"variance": total["variance"], "stderr": total["stderr"], "ratio": ratio}
     return out
 
 
@@ -99,6 +114,8 @@ def format_table(result: dict[str, Any]) -> str:
     for i, b in enumerate(result["bits"]):
         cells = "".join(f"{result['quantization'][q][i]:>13.3e}{result['ratio'][q][i]:>10.2e}" for q in qs)
         lines.append(f"{b:>4}{cells}")
+    for name, v in result.get("formats", {}).items():
+        lines.append(f"{name:>16} var {v['variance']:.3e} (± {v['stderr']:.1e})  / samp {v['ratio']:.2e}")
     return "\n".join(lines)
 
 
@@ -122,6 +139,15 @@ def parse_quantizers(text: str) -> list[str]:
     return qs
 
 
+def parse_formats(text: str) -> list[str]:
+    """``"nvfp4,mxfp4"`` -> format names (:func:`refqt.quant.formats.is_format_name`); ``""`` -> none."""
+    names = [f.strip().lower() for f in text.split(",") if f.strip()]
+    unknown = [f for f in names if not is_format_name(f)]
+    if unknown:
+        raise ValueError(f"--formats: unknown format(s) {unknown}; expected names like {', '.join(FORMATS)}")
+    return names
+
+
 def probe_batches(batch_size: int, n_batches: int, limit: int | None = None, seed: int = 0) -> list:
     """``n_batches`` training batches of ``batch_size`` from a seeded permutation of the digits."""
     x, y, _, _ = digits_split(limit)
@@ -136,6 +162,7 @@ def probe_batches(batch_size: int, n_batches: int, limit: int | None = None, see
 def run(args: argparse.Namespace) -> int:
     bits = parse_bits(args.bits)
     quantizers = parse_quantizers(args.quantizers)
+    formats = parse_formats(args.formats)
     if args.model not in MODELS:
         raise ValueError(f"unknown model {args.model!r}; choose one of {MODELS}")
     if args.checkpoint is not None:
@@ -161,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
         source = f"fresh QAT {args.model}, {args.epochs} epochs, test accuracy {accuracy:.1f}%"
     batches = probe_batches(args.batch_size, args.batches, args.limit, args.seed)
     result = variance_vs_bits(
-        args.model, model.state_dict(), batches, bits, quantizers, args.draws, args.seed
+        args.model, model.state_dict(), batches, bits, quantizers, args.draws, args.seed, formats
     )
     result.update(source=source, batch_size=args.batch_size, draws=args.draws)
     os.makedirs(args.out, exist_ok=True)
@@ -195,6 +222,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--epochs", type=int, default=3, help="epochs of the fresh QAT run")
     parser.add_argument("--bits", default="2-8", help="bit widths, '2-8' or '2,4,8'")
     parser.add_argument("--quantizers", default="ptq,psq,bhq")
+    parser.add_argument(
+        "--formats", default="", help=f"block formats as extra rows, e.g. {','.join(FORMATS)}"
+    )
     parser.add_argument("--batch-size", type=int, default=32, help="batch size of the sampling variance")
     parser.add_argument("--batches", type=int, default=8, help="batches for the sampling variance")
     parser.add_argument("--draws", type=int, default=8, help="quantizer draws per batch")

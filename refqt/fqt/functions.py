@@ -11,6 +11,12 @@ The forward pass is the float op on already-quantized operands (the STE
 quantizers run before these ops), so FQT and QAT share their forward pass
 exactly and, by Theorem 1, FQT's gradient is an unbiased estimate of QAT's.
 
+A recipe may re-quantize an operand for one backward GEMM (a linear layer's
+``x_wgrad`` / ``w_dgrad``, from :class:`~refqt.fqt.config.QuantConfig`):
+then ``∇W = Q_w(G)ᵀ X̃`` and ``∇X = Q_b(G) W̃`` while that path's
+quantization is on -- and Theorem 1's premise, that the backward uses the
+forward's operands, no longer holds (docs/theory/formats.md).
+
 The quantization itself is delegated to a hook object (``LayerQuantizer`` in
 :mod:`refqt.fqt.layer`) through one call, ``hook.bifurcate(g, ...)``, which
 returns ``(Q_b(G), Q_w(G))`` -- or ``G`` itself where a path is switched off,
@@ -35,18 +41,24 @@ class QuantLinear(Function):
     """
 
     @staticmethod
-    def forward(ctx: Context, x: Any, w: Any, *bias: Any, hook: Any) -> Any:
+    def forward(
+        ctx: Context, x: Any, w: Any, *bias: Any, hook: Any, x_wgrad: Any = None, w_dgrad: Any = None
+    ) -> Any:
         xp = namespace(x)
-        ctx.save_for_backward(x, w, hook)
+        ctx.save_for_backward(x, w, hook, x_wgrad, w_dgrad)
         out = xp.matmul(x, xp.matrix_transpose(w))
         return out + bias[0] if bias else out
 
     @staticmethod
     def backward(ctx: Context, g: Any) -> tuple[Any, ...]:
-        x, w, hook = ctx.saved
+        x, w, hook, x_wgrad, w_dgrad = ctx.saved
         xp = namespace(g)
         need = ctx.needs_input_grad
         g_in, g_w = hook.bifurcate(g, kind="linear", need_input=need[0], need_weight=need[1])
+        if w_dgrad is not None and hook.quantize_input_grad:
+            w = w_dgrad
+        if x_wgrad is not None and hook.quantize_weight_grad:
+            x = x_wgrad
         gx = xp.matmul(g_in, w) if need[0] else None
         gw = None
         if need[1]:

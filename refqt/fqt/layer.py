@@ -30,6 +30,8 @@ from refqt.backend import namespace
 from refqt.fqt.config import QuantConfig
 from refqt.fqt.functions import QuantConv2d, QuantLinear
 from refqt.quant import fake_quant, make_gradient_quantizer
+from refqt.quant.formats import make_format_quantizer
+from refqt.quant.formats.ste import format_fake_quant, round_to_format
 from refqt.tensor import Tensor
 
 
@@ -71,6 +73,15 @@ class LayerQuantizer:
         self.weight_grad_quantizer = (
             make_gradient_quantizer(wq, config.weight_grad_bits) if fqt and wq != "none" else None
         )
+        self.act_format, self.weight_format, self.dgrad_weight_format, self.wgrad_act_format = (
+            None if name in ("int", "forward") else make_format_quantizer(name, rounding="nearest")
+            for name in (
+                config.act_format,
+                config.weight_format,
+                config.dgrad_weight_format,
+                config.wgrad_act_format,
+            )
+        )
         self.quantize_input_grad = True
         self.quantize_weight_grad = True
         self.captured: list[dict[str, Any]] | None = None
@@ -83,11 +94,32 @@ class LayerQuantizer:
         )
 
     # -- forward -------------------------------------------------------------------
-    def _operands(self, x: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
-        return (
-            fake_quant(x, self.config.act_bits, kind="affine"),
-            fake_quant(w, self.config.weight_bits, kind="zero_aligned"),
+    def _operands(self, x: Tensor, w: Tensor, last_axis: bool = True) -> tuple[Tensor, Tensor]:
+        xq = (
+            fake_quant(x, self.config.act_bits, kind="affine")
+            if self.act_format is None
+            else format_fake_quant(x, self.act_format, last_axis)
         )
+        wq = (
+            fake_quant(w, self.config.weight_bits, kind="zero_aligned")
+            if self.weight_format is None
+            else format_fake_quant(w, self.weight_format, last_axis=False)  # rows: output features
+        )
+        return xq, wq
+
+    def _backward_operands(self, x: Tensor, w: Tensor) -> dict[str, Any]:
+        """A recipe's re-quantized operands for the backward GEMMs (linear): ``x_wgrad``, ``w_dgrad``.
+
+        Quantized from the float input and weight in the forward pass, as a
+        recipe does; None where the backward reuses the forward's operand.
+        """
+        if self.config.mode != "fqt":
+            return {}
+        x_fmt, w_fmt = self.wgrad_act_format, self.dgrad_weight_format
+        return {
+            "x_wgrad": None if x_fmt is None else round_to_format(x.data, x_fmt, True),
+            "w_dgrad": None if w_fmt is None else round_to_format(w.data, w_fmt, True),
+        }
 
     def linear(self, x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
         """``x @ wᵀ + b`` on quantized operands; FQT backward when in fqt mode."""
@@ -95,11 +127,11 @@ class LayerQuantizer:
         if self.config.mode == "qat":
             return ops.linear(xq, wq, b)
         args = (xq, wq) if b is None else (xq, wq, b)
-        return QuantLinear.apply(*args, hook=self)
+        return QuantLinear.apply(*args, hook=self, **self._backward_operands(x, w))
 
     def conv2d(self, x: Tensor, w: Tensor, b: Tensor | None, stride: Any = 1, padding: Any = 0) -> Tensor:
         """``conv(x, w) + b`` on quantized operands; FQT backward when in fqt mode."""
-        xq, wq = self._operands(x, w)
+        xq, wq = self._operands(x, w, last_axis=False)
         if self.config.mode == "qat":
             return ops.conv2d(xq, wq, b, stride=stride, padding=padding)
         args = (xq, wq) if b is None else (xq, wq, b)
@@ -118,7 +150,7 @@ class LayerQuantizer:
         if need_input and self.quantize_input_grad and self.grad_quantizer is not None:
             q = self.grad_quantizer
             rows = gradient_rows(g, kind)
-            if self.captured is not None:  # same noise as q(rows, rng), keeping the codes
+            if self.captured is not None and getattr(q, "has_codes", True):  # same noise, keeping the codes
                 encoded = q.encode(rows, q.uniform(rows, self.rng))
                 g_in = xp.reshape(q.decode(encoded), g.shape)
             else:

@@ -10,7 +10,10 @@ Gradient quantizers (docs/theory/quantizers.md), all with the interface of
   (axis 1: the columns of a matrix, the channels of a conv gradient);
 * :class:`ZeroPSQ` -- PSQ with 0 exactly on every row's (channel's) grid;
 * :class:`BHQ` -- block Householder transform, then per row;
-* :class:`PerSampleShift` -- per-tensor grid with a power-of-two shift per sample.
+* :class:`PerSampleShift` -- per-tensor grid with a power-of-two shift per sample;
+* low-precision formats (FP8/FP6/FP4/INT elements, MX and NVFP4 block
+  scales, random Hadamard transform): :mod:`refqt.quant.formats`, by the
+  names in :data:`refqt.quant.formats.FORMAT_QUANTIZERS`.
 
 Forward quantizers: :func:`quantize_forward` (raw arrays), :func:`fake_quant`
 (Tensors, straight-through gradient).
@@ -21,6 +24,7 @@ from __future__ import annotations
 from refqt.quant.base import Encoded, GradientQuantizer
 from refqt.quant.bhq import BHQ
 from refqt.quant.checks import NonFiniteInputError
+from refqt.quant.formats import FORMAT_QUANTIZERS, is_format_name, make_format_quantizer
 from refqt.quant.forward import forward_grid, quantize_forward, quantize_forward_reference
 from refqt.quant.grid import AffineGrid
 from refqt.quant.householder import BlockHouseholder, block_householder
@@ -31,7 +35,9 @@ from refqt.quant.rounding import NoiseStream, noise_codes, round_nearest, stocha
 from refqt.quant.shift import PerSampleShift
 from refqt.quant.ste import FakeQuant, fake_quant
 
-GRADIENT_QUANTIZERS = ("ptq", "psq", "psq-column", "psq-zero", "psq-zero-column", "bhq", "shift")
+GRADIENT_QUANTIZERS = (
+    "ptq", "psq", "psq-column", "psq-zero", "psq-zero-column", "bhq", "shift", *FORMAT_QUANTIZERS,
+)
 
 
 def make_gradient_quantizer(name: str, bits: int = 8) -> GradientQuantizer:
@@ -40,8 +46,12 @@ def make_gradient_quantizer(name: str, bits: int = 8) -> GradientQuantizer:
     ``"psq-column"`` is PSQ per channel (axis 1), the weight path's quantizer:
     per output feature of a (rows, out) gradient, per channel F of a conv
     gradient (N, F, Ho, Wo) in its own layout. ``"psq-zero"`` / ``"psq-zero-column"``
-    are the same with 0 exactly on each grid (:class:`ZeroPSQ`).
+    are the same with 0 exactly on each grid (:class:`ZeroPSQ`). The format names
+    (``"nvfp4"``, ``"mxfp8-e4m3-ceil-rtn"``, ... see :mod:`refqt.quant.formats`)
+    fix their own bits; ``bits`` is ignored.
     """
+    if is_format_name(name):
+        return make_format_quantizer(name)
     if name == "ptq":
         return PTQ(bits)
     if name == "psq":
