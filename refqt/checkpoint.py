@@ -205,6 +205,17 @@ def load(path: str | os.PathLike, model: Module, optimizer: Optimizer | None = N
         one of another type. One line, naming the file.
     """
     arrays, meta = read(path)
+    return load_contents(path, arrays, meta, model, optimizer)
+
+
+def load_contents(
+    path: str | os.PathLike,
+    arrays: dict[str, np.ndarray],
+    meta: dict[str, Any],
+    model: Module,
+    optimizer: Optimizer | None = None,
+) -> Any:
+    """:func:`load` for contents already :func:`read` (``path`` only names the file in errors)."""
     model_state = {k.removeprefix("model/"): a for k, a in arrays.items() if k.startswith("model/")}
     opt_arrays = {k.removeprefix("optimizer/"): a for k, a in arrays.items() if k.startswith("optimizer/")}
     slots: list[dict[str, np.ndarray]] = []

@@ -15,6 +15,7 @@ below is written that way; the others live in ``refqt/experiments/``
 from __future__ import annotations
 
 import argparse
+import functools
 import platform
 import sys
 from collections.abc import Sequence
@@ -60,14 +61,28 @@ def add_info_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run_info)
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` with each option's default, except where there is none to show (None, or a flag's False)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False or action.help is argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with every subcommand registered."""
+    """The top-level parser with every subcommand registered (each ``--help`` shows the defaults)."""
     parser = argparse.ArgumentParser(
         prog="refqt",
         description="Fully quantized training in plain NumPy (Chen et al., NeurIPS 2020).",
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"refqt {refqt.__version__}")
-    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
+    subparsers = parser.add_subparsers(
+        title="commands",
+        metavar="COMMAND",
+        parser_class=functools.partial(argparse.ArgumentParser, formatter_class=HelpFormatter),
+    )
     add_info_parser(subparsers)
     demo.add_parser(subparsers)
     train_cmd.add_parser(subparsers)
@@ -86,7 +101,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return args.run(args)
-    except (ValueError, TypeError, FileNotFoundError, KeyError) as err:
-        # A user's mistake (bad bit width, missing data folder...): one clear line, no traceback.
-        print(f"refqt: error: {err}", file=sys.stderr)
+    except (ValueError, TypeError, KeyError, OSError) as err:
+        # A user's mistake (bad bit width, missing data folder, a file where a folder
+        # should be, a damaged run file...): one clear line, no traceback.
+        text = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+        print(f"refqt: error: {text}", file=sys.stderr)
         return 2
