@@ -57,7 +57,11 @@ def run_info(args: argparse.Namespace) -> int:
 
 def add_info_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``refqt info``."""
-    parser = subparsers.add_parser("info", help="versions and the backends usable on this machine")
+    parser = subparsers.add_parser(
+        "info",
+        help="versions and the backends usable on this machine",
+        description="Print refqt's, Python's and the libraries' versions and the backends usable here.",
+    )
     parser.set_defaults(run=run_info)
 
 

@@ -30,6 +30,7 @@ The command line (``refqt train``) is a thin layer over :func:`train_run`;
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -172,7 +173,7 @@ def train_run(
     resume = _check_folder(out, config, resume)
 
     backend = get_backend(config.backend)
-    dataset = load_dataset(config.dataset, config.data_dir)
+    dataset = _limited(load_dataset(config.dataset, config.data_dir), config.limit)
     init_rng = np.random.default_rng(np.random.SeedSequence([config.seed, INIT_STREAM]))
     model = quantize(build_model(config.model, dataset, init_rng), config.quant_config()).to(backend)
     optimizer = SGD(model.parameters(), config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
@@ -256,6 +257,20 @@ def train_run(
 class _Diverged(Exception):
     def __init__(self, what: str, batch: int, step: int):
         self.what, self.batch, self.step = what, batch, step
+
+
+def _limited(dataset: Dataset, limit: int | None) -> Dataset:
+    """The first ``limit`` training and ``limit // 2`` test examples (as :class:`RunSpec` runs take them)."""
+    if limit is None:
+        return dataset
+    test = max(limit // 2, 1)
+    return dataclasses.replace(
+        dataset,
+        x_train=dataset.x_train[:limit],
+        y_train=dataset.y_train[:limit],
+        x_test=dataset.x_test[:test],
+        y_test=dataset.y_test[:test],
+    )
 
 
 def _train_epoch(

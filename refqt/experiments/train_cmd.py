@@ -18,8 +18,10 @@ get a warning. Exit status: 0 done, 1 the loss diverged, 2 a usage error,
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
+from typing import Any
 
 from refqt.backend import BACKEND_NAMES
 from refqt.experiments.registry import DATASETS, MODELS
@@ -41,8 +43,14 @@ def flag(field: str) -> str:
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The :class:`TrainConfig` the options describe (checked; an error names the option)."""
+    fields = [f.name for f in dataclasses.fields(TrainConfig)]
+    return checked(TrainConfig, **{name: getattr(args, name) for name in fields if hasattr(args, name)})
+
+
+def checked(cls: type[TrainConfig], **values: Any) -> TrainConfig:
+    """``cls(**values)``, with a bad value reported by its option: ``--bits must be ..., got 0``."""
     try:
-        return _config(args)
+        return cls(**values)
     except ConfigError as err:
         raise ValueError(f"{flag(err.field)} must be {err.expected}, got {err.value}") from None
 
@@ -55,27 +63,6 @@ def ignored_options(config: TrainConfig) -> list[str]:
         for f in config.ignored()
         if getattr(config, f) != getattr(default, f)
     ]
-
-
-def _config(args: argparse.Namespace) -> TrainConfig:
-    return TrainConfig(
-        model=args.model,
-        dataset=args.dataset,
-        data_dir=args.data_dir,
-        mode=args.mode,
-        quantizer=args.quantizer,
-        bits=args.bits,
-        act_bits=args.act_bits,
-        weight_bits=args.weight_bits,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        momentum=args.momentum,
-        weight_decay=args.weight_decay,
-        schedule=args.schedule,
-        seed=args.seed,
-        backend=args.backend,
-    )
 
 
 def warn(message: str) -> None:
