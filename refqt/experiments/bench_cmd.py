@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 from refqt.benchmarks.conv import conv_benchmark
@@ -28,6 +29,7 @@ from refqt.benchmarks.conv import format_report as format_conv
 from refqt.benchmarks.quant import LAYER, quant_benchmark
 from refqt.benchmarks.training import format_report as format_training
 from refqt.benchmarks.training import training_benchmark
+from refqt.experiments.train import check_folder_path
 
 # The authors' figures (rebuttal, cost paragraph): a 480 ms convolution on this layer.
 PAPER_MS = {
@@ -113,8 +115,10 @@ def format_bench(figures: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     if args.repeats < 1:
         raise ValueError(f"--repeats must be at least 1, got {args.repeats}")
-    if args.json and os.path.isdir(args.json):
-        raise ValueError(f"--json {args.json} is a folder; give a file name")
+    if args.json:
+        if os.path.isdir(args.json):
+            raise ValueError(f"--json {args.json} is a folder; give a file name")
+        check_folder_path(Path(args.json), "--json", folder=False)  # before minutes of timing, not after
     figures = bench(quick=args.quick, repeats=args.repeats)
     print(format_bench(figures))
     if args.json:

@@ -34,6 +34,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -645,7 +646,15 @@ def run(args: argparse.Namespace) -> int:
     check_folder_path(Path(args.out))
     print(f"refqt reproduce ({suite.name}) into {args.out}, {jobs} parallel jobs")
     start = time.perf_counter()
-    results = reproduce(args.out, suite, args.seeds, jobs, fresh=args.fresh)
+    try:
+        results = reproduce(args.out, suite, args.seeds, jobs, fresh=args.fresh)
+    except KeyboardInterrupt:
+        print(
+            f"\nrefqt: interrupted; finished runs and parts are kept in {args.out}/results.json; "
+            "run the same command again to go on",
+            file=sys.stderr,
+        )
+        return 130
     took, total = time.perf_counter() - start, results["seconds"]["total"]
     earlier = f" ({total:.0f} s with the earlier calls)" if total > took + 1 else ""
     print(f"done in {took:.0f} s{earlier}: {args.out}/report.md")

@@ -368,13 +368,17 @@ def _hits(logits: Tensor, target: Any, dataset: Dataset) -> tuple[int, int]:
     return int(xp.sum(xp.astype(hits, xp.int64))), int(target.shape[0])
 
 
-def check_folder_path(out: Path) -> None:
-    """Raise ``ValueError`` when ``out`` or a folder above it is a file (``README.md/results``)."""
-    for folder in (out, *out.parents):
-        if folder.exists():
-            if not folder.is_dir():
-                what = "is a file" if folder == out else f"is inside {folder}, which is a file"
-                raise ValueError(f"{out} {what}, not a folder; choose another --out")
+def check_folder_path(out: Path, flag: str = "--out", folder: bool = True) -> None:
+    """Raise ``ValueError`` when ``out`` (a folder; with ``folder=False`` a file) cannot be made there.
+
+    Catches a file where a folder must be (``--out README.md/results``) before
+    any work, with one line naming the option.
+    """
+    for above in (out, *out.parents) if folder else out.parents:
+        if above.exists():
+            if not above.is_dir():
+                what = "is a file" if above == out else f"is inside {above}, which is a file"
+                raise ValueError(f"{flag} {out} {what}, not a folder; choose another {flag}")
             return
 
 
