@@ -36,6 +36,7 @@ import multiprocessing
 import os
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -217,11 +218,35 @@ def run_all(
             arrived(i, run_one(specs[i]))
     else:
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=context) as pool:
+        pool = ProcessPoolExecutor(
+            max_workers=min(jobs, len(todo)),
+            mp_context=context,
+            initializer=_exit_with_parent,
+            initargs=(os.getpid(),),
+        )
+        try:
             futures = {pool.submit(run_one, specs[i]): i for i in todo}
             for future in as_completed(futures):
                 arrived(futures[future], future.result())
+        except BaseException:  # Ctrl-C or a failed run: start nothing more (what finished is saved)
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
     return [r for r in results if r is not None]
+
+
+def _exit_with_parent(parent: int) -> None:
+    """In a pool worker: exit once the process that started it is gone (killed with SIGKILL, say).
+
+    Otherwise a killed reproduction would leave its workers waiting forever.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 # -- finished runs and results.json: what makes a reproduction resumable -------------------------------
