@@ -15,6 +15,7 @@ below is written that way; the others live in ``refqt/experiments/``
 from __future__ import annotations
 
 import argparse
+import functools
 import platform
 import sys
 from collections.abc import Sequence
@@ -80,18 +81,39 @@ def run_info(args: argparse.Namespace) -> int:
 
 def add_info_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``refqt info``."""
-    parser = subparsers.add_parser("info", help="versions, BLAS and the backends usable on this machine")
+    parser = subparsers.add_parser(
+        "info",
+        help="versions, BLAS and the backends usable on this machine",
+        description=(
+            "Print refqt's, Python's and the libraries' versions, the BLAS library with its kernel "
+            "and threads, and the backends usable here."
+        ),
+    )
     parser.set_defaults(run=run_info)
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` with each option's default, except where there is none to show (None, or a flag's False)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False or action.help is argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with every subcommand registered."""
+    """The top-level parser with every subcommand registered (each ``--help`` shows the defaults)."""
     parser = argparse.ArgumentParser(
         prog="refqt",
         description="Fully quantized training in plain NumPy (Chen et al., NeurIPS 2020).",
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"refqt {refqt.__version__}")
-    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
+    subparsers = parser.add_subparsers(
+        title="commands",
+        metavar="COMMAND",
+        parser_class=functools.partial(argparse.ArgumentParser, formatter_class=HelpFormatter),
+    )
     add_info_parser(subparsers)
     demo.add_parser(subparsers)
     train_cmd.add_parser(subparsers)
@@ -110,7 +132,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return args.run(args)
-    except (ValueError, TypeError, FileNotFoundError, KeyError) as err:
-        # A user's mistake (bad bit width, missing data folder...): one clear line, no traceback.
-        print(f"refqt: error: {err}", file=sys.stderr)
+    except (ValueError, TypeError, KeyError, OSError) as err:
+        # A user's mistake (bad bit width, missing data folder, a file where a folder
+        # should be, a damaged run file...): one clear line, no traceback.
+        text = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+        print(f"refqt: error: {text}", file=sys.stderr)
         return 2

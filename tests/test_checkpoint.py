@@ -96,14 +96,120 @@ def test_load_mismatches_are_clear(tmp_path):
     opt = SGD(model.parameters(), lr=0.1, momentum=0.9)
     path = tmp_path / "ckpt.npz"
     checkpoint.save(path, model)
-    with pytest.raises(KeyError, match="holds no optimizer state"):
+    with pytest.raises(checkpoint.CheckpointError, match="holds no optimizer state") as info:
         checkpoint.load(path, Model(0), SGD(Model(0).parameters(), lr=0.1))
+    assert not info.value.damaged
     checkpoint.save(path, model, opt)
     with pytest.raises(ValueError, match="holds SGD state, cannot load it into Adam"):
         checkpoint.load(path, Model(0), Adam(Model(0).parameters()))
     wider = nn.Sequential(nn.Linear(6, 9, rng=np.random.default_rng(0)))
-    with pytest.raises(KeyError, match="missing keys"):
+    with pytest.raises(checkpoint.CheckpointError, match=r"does not fit the model: .*missing keys") as info:
         checkpoint.load(path, wider)
+    assert "\n" not in str(info.value) and not info.value.damaged
+
+
+def _good(tmp_path):
+    path = tmp_path / "good.npz"
+    checkpoint.save(path, Model(0), extra={"epoch": 1})
+    return path
+
+
+def _truncated(tmp_path):
+    path = tmp_path / "ckpt.npz"
+    path.write_bytes(_good(tmp_path).read_bytes()[:1000])
+    return path
+
+
+def _pickled(tmp_path):
+    path = tmp_path / "ckpt.npz"
+    np.save(path.with_suffix(".tmp"), np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    path.write_bytes(path.with_suffix(".tmp.npy").read_bytes())
+    return path
+
+
+def _pickle_stream(tmp_path):
+    import pickle
+
+    path = tmp_path / "ckpt.npz"
+    path.write_bytes(pickle.dumps({"weights": [1, 2, 3]}))
+    return path
+
+
+def _object_entry(tmp_path):
+    path = tmp_path / "ckpt.npz"
+    with open(path, "wb") as f:
+        np.savez(f, meta=np.array("{}"), stuff=np.array([object()], dtype=object))
+    return path
+
+
+def _foreign_npz(tmp_path):
+    path = tmp_path / "ckpt.npz"
+    with open(path, "wb") as f:
+        np.savez(f, x=np.zeros(3), y=np.ones(2))
+    return path
+
+
+def _bad_meta(tmp_path):
+    path = tmp_path / "ckpt.npz"
+    with open(path, "wb") as f:
+        np.savez(f, meta=np.array("{not json"), **{"model/w": np.zeros(2)})
+    return path
+
+
+def _npy(tmp_path):
+    path = tmp_path / "ckpt.npz"
+    with open(path, "wb") as f:
+        np.save(f, np.zeros(3))
+    return path
+
+
+def _empty(tmp_path):
+    path = tmp_path / "ckpt.npz"
+    path.write_bytes(b"")
+    return path
+
+
+def _corrupted_entry(tmp_path):
+    """A byte flipped inside an array: the zip's CRC check catches it."""
+    path = tmp_path / "ckpt.npz"
+    data = bytearray(_good(tmp_path).read_bytes())
+    at = data.index(b"model/fc1.weight.npy") + 200  # inside that entry's data
+    data[at] ^= 0xFF
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "says"),
+    [
+        (_truncated, "is truncated or not an .npz archive"),
+        (_pickled, "holds pickled Python objects"),
+        (_pickle_stream, "holds pickled Python objects"),
+        (_object_entry, "holds pickled Python objects"),
+        (_foreign_npz, "not a refqt checkpoint (it has no 'meta' entry)"),
+        (_bad_meta, "its 'meta' entry is not the expected JSON"),
+        (_npy, "is a single .npy array"),
+        (_empty, "is truncated or not an .npz archive"),
+        (_corrupted_entry, "is damaged: entry 'model/fc1.weight' cannot be read"),
+    ],
+)
+def test_a_damaged_or_foreign_file_is_one_line_without_pickle_advice(tmp_path, make, says):
+    path = make(tmp_path)
+    model = Model(0)
+    before = model.state_dict()
+    with pytest.raises(checkpoint.CheckpointError) as info:
+        checkpoint.load(path, model, SGD(model.parameters(), lr=0.1))
+    message = str(info.value)
+    assert says in message and message.startswith(str(path)) and "\n" not in message
+    assert "allow_pickle" not in message and "unsafe" not in message
+    assert info.value.damaged
+    for key, value in model.state_dict().items():  # nothing was copied into the model
+        np.testing.assert_array_equal(value, before[key])
+
+
+def test_a_missing_file_is_file_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        checkpoint.load(tmp_path / "nope.npz", Model(0))
 
 
 def test_checkpoint_file_has_a_normal_mode(tmp_path):

@@ -2,6 +2,12 @@
 
 import io
 import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -114,8 +120,10 @@ def test_divergence_in_epoch_2_keeps_epoch_1(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--bits", "0"], "grad_bits must be an integer in 1..16, got 0"),
-        (["--weight-bits", "17"], "weight_bits must be an integer in 1..16"),
+        (["--bits", "0"], "--bits must be an integer in 1..16, got 0"),
+        (["--weight-bits", "17"], "--weight-bits must be an integer in 1..16"),
+        (["--lr", "-1"], "--lr must be > 0, got -1.0"),
+        (["--resume"], "does not exist; check --out"),
         (["--dataset", "mnist"], "pass its folder as --data-dir"),
         (["--dataset", "cifar10", "--data-dir", "/no/such/folder"], "'/no/such/folder' does not exist"),
         (["--epochs", "0"], "epochs must be an integer >= 1"),
@@ -147,7 +155,10 @@ def test_resume_refuses_another_config_or_model(tmp_path, capsys):
     (tmp_path / "run" / "config.json").write_text(json.dumps({**config, "model": "cnn"}))
     assert main([*base, "--model", "cnn", "--resume"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "does not fit model 'cnn' on 'digits'" in err[0]
+    assert (
+        len(err) == 1
+        and "checkpoint.npz was written by another config (model: 'cnn' here, 'mlp' there)" in err[0]
+    )
 
 
 def test_streams_are_independent():
@@ -261,3 +272,189 @@ def test_an_activation_that_overflows_in_the_forward_quantizer_is_a_divergence(t
     err = capsys.readouterr().err
     assert "training diverged: a layer's input or weight is NaN or Inf" in err
     assert (out / "diverged.json").exists()
+
+
+# -- durable run folders: every file checked on resume, the previous checkpoint as a fallback -----------
+
+
+def _files(path):
+    """{name: bytes} of every file in a run folder."""
+    return {p.name: p.read_bytes() for p in sorted(path.iterdir()) if p.is_file()}
+
+
+def _resume_cli(out, *extra):
+    return main(["train", *_FAST_ARGV, "--epochs", "3", "--out", str(out), "--quiet", *extra])
+
+
+_FAST_ARGV = ["--model", "mlp", "--batch-size", "256", "--lr", "0.2", "--mode", "fqt", "--bits", "4"]
+
+
+def test_resume_needs_a_run_unless_if_possible(tmp_path, capsys):
+    out = tmp_path / "typo"
+    assert _resume_cli(out, "--resume") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot resume" in err[0] and "does not exist" in err[0]
+    assert not out.exists()
+    out.mkdir()
+    assert _resume_cli(out, "--resume") == 2 and "holds no run" in capsys.readouterr().err
+    assert _resume_cli(out, "--resume-if-possible") == 0  # nothing there: starts
+    assert [r["epoch"] for r in _lines(out)] == [1, 2, 3]
+    assert _resume_cli(out, "--resume-if-possible") == 0  # finished: nothing more to do
+    assert [r["epoch"] for r in _lines(out)] == [1, 2, 3]
+
+
+def test_a_file_as_the_output_folder_is_one_line(tmp_path, capsys):
+    (tmp_path / "README.md").write_text("not a folder")
+    for out in (tmp_path / "README.md" / "results", tmp_path / "README.md"):
+        assert main(["train", "--out", str(out), "--quiet"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "a file, not a folder; choose another --out" in err[0]
+
+
+def test_options_the_mode_ignores_get_a_warning(tmp_path, capsys):
+    argv = ["train", "--mode", "qat", "--quantizer", "ptq", "--bits", "2", "--epochs", "1"]
+    assert main([*argv, "--batch-size", "256", "--out", str(tmp_path / "a"), "--quiet"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["refqt: warning: --mode qat ignores --quantizer ptq, --bits 2"]
+    argv = ["train", "--mode", "exact", "--act-bits", "4", "--epochs", "1", "--batch-size", "256"]
+    assert main([*argv, "--out", str(tmp_path / "b"), "--quiet"]) == 0
+    assert "--mode exact ignores --act-bits 4" in capsys.readouterr().err
+    assert (
+        main(["train", "--epochs", "1", "--batch-size", "256", "--out", str(tmp_path / "c"), "--quiet"]) == 0
+    )
+    assert capsys.readouterr().err == ""  # FQT uses every option: no warning
+
+
+def test_the_previous_checkpoint_is_kept(tmp_path):
+    config = {**FAST, "epochs": 3, "mode": "fqt", "bits": 4}
+    train_run(config, tmp_path / "run")
+    names = sorted(p.name for p in (tmp_path / "run").iterdir())
+    assert names == ["checkpoint.npz", "checkpoint.prev.npz", "config.json", "metrics.jsonl"]
+    with np.load(tmp_path / "run" / "checkpoint.prev.npz") as f:
+        assert json.loads(str(f["meta"]))["extra"]["epoch"] == 2
+
+
+def _damage_truncate(path):
+    path.write_bytes(path.read_bytes()[:1000])
+
+
+def _damage_pickle(path):
+    import pickle
+
+    path.write_bytes(pickle.dumps({"not": "a checkpoint"}))
+
+
+def _damage_foreign_npz(path):
+    with open(path, "wb") as f:
+        np.savez(f, weights=np.zeros(3))
+
+
+def _damage_remove(path):
+    path.unlink()  # killed between moving the latest aside and renaming the new one in
+
+
+@pytest.mark.parametrize(
+    ("damage", "says"),
+    [
+        (_damage_truncate, "is truncated or not an .npz archive"),
+        (_damage_pickle, "holds pickled Python objects"),
+        (_damage_foreign_npz, "has no 'meta' entry"),
+        (_damage_remove, "is missing"),
+    ],
+)
+def test_a_damaged_latest_checkpoint_resumes_from_the_previous_one(tmp_path, damage, says):
+    """The run goes on from epoch 2's checkpoint, says so, cuts the log back, and ends bit for bit."""
+    config = {**FAST, "epochs": 4, "mode": "fqt", "quantizer": "bhq", "bits": 4}
+    train_run(config, tmp_path / "straight")
+    out = tmp_path / "run"
+    train_run(config, out, stop_after=3)
+    damage(out / "checkpoint.npz")
+    notes = []
+    history = train_run(config, out, resume=True, warn=notes.append)
+    assert len(notes) == 2 and says in notes[0] and "resuming from" in notes[0] and "(epoch 2)" in notes[0]
+    assert "allow_pickle" not in notes[0]
+    assert "cut back from 3 to 2 epochs" in notes[1]
+    assert [r["epoch"] for r in history] == [1, 2, 3, 4]
+    assert _lines(out) == _lines(tmp_path / "straight")
+    for key, value in _arrays(tmp_path / "straight").items():
+        np.testing.assert_array_equal(value, _arrays(out)[key], err_msg=key)
+    assert (out / "checkpoint.damaged.npz").exists() == (damage is not _damage_remove)
+
+
+def test_a_run_that_cannot_resume_changes_no_file(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _resume_cli(out) == 0
+    for name in ("checkpoint.npz", "checkpoint.prev.npz"):
+        _damage_truncate(out / name)
+    before = _files(out)
+    assert _resume_cli(out, "--resume", "--epochs", "5") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].count("is truncated or not an .npz archive") == 2
+    assert "no file was changed" in err[0] and "Traceback" not in err[0]
+    assert _files(out) == before
+    (out / "checkpoint.npz").unlink()
+    (out / "checkpoint.prev.npz").unlink()
+    before = _files(out)
+    assert _resume_cli(out, "--resume") == 2  # metrics without a checkpoint: refuses to start over
+    assert "lists 3 finished epoch(s) but there is no checkpoint" in capsys.readouterr().err
+    assert _files(out) == before
+
+
+def test_a_damaged_config_or_metrics_file_is_named(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _resume_cli(out, "--epochs", "2") == 0
+    good = (out / "config.json").read_text()
+    for text in ("{not json", "[1, 2]", json.dumps({"lr_max": 1})):
+        (out / "config.json").write_text(text)
+        before = _files(out)
+        assert _resume_cli(out, "--resume") == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "config.json is damaged or not a run config" in err[0]
+        assert "delete it and resume again" in err[0] and _files(out) == before
+    (out / "config.json").unlink()  # the checkpoint holds the config: resuming still works
+    (out / "metrics.jsonl").write_text('{"epoch": 1}\n{"epo')
+    assert _resume_cli(out, "--resume") == 0
+    err = capsys.readouterr().err
+    assert "metrics.jsonl is damaged" in err and "rewritten from the checkpoint (2 epochs)" in err
+    assert [r["epoch"] for r in _lines(out)] == [1, 2, 3]
+    assert json.loads((out / "config.json").read_text()) == json.loads(good) | {"epochs": 3}
+
+
+def _epochs_written(out):
+    try:
+        return (out / "metrics.jsonl").read_text().count("\n")
+    except FileNotFoundError:
+        return 0
+
+
+@pytest.mark.slow
+def test_killed_at_random_moments_and_resumed_gives_the_uninterrupted_metrics(tmp_path):
+    """SIGKILL (no chance to clean up) at seeded random moments, then --resume-if-possible, until done.
+
+    Each kill waits for two to four more finished epochs, then lands at a random moment
+    of the next (mid-batch, mid-save, between the checkpoint and the metrics line). The
+    finished run's metrics equal an uninterrupted run's, epoch by epoch.
+    """
+    config = {**FAST, "epochs": 20, "mode": "fqt", "quantizer": "bhq", "bits": 4}
+    straight = train_run(config, tmp_path / "straight")
+    out = tmp_path / "killed"
+    argv = [sys.executable, "-m", "refqt", "train", "--model", "mlp", "--batch-size", "256", "--lr", "0.2"]
+    argv += ["--bits", "4", "--epochs", "20", "--out", str(out), "--quiet", "--resume-if-possible"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    rng = random.Random(0)
+    kills = 0
+    while True:
+        target = _epochs_written(out) + rng.randint(2, 4)
+        proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while proc.poll() is None and _epochs_written(out) < target:
+            time.sleep(0.005)
+        time.sleep(rng.uniform(0, 0.1))
+        if proc.poll() is not None:
+            assert proc.returncode == 0
+            break
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        kills += 1
+        assert kills < 30
+    assert kills >= 3  # the property was exercised, not just one clean run
+    assert _lines(out) == [{k: v for k, v in r.items() if k != "seconds"} for r in straight]

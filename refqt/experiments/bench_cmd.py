@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+from pathlib import Path
 from typing import Any
 
 from refqt.benchmarks.conv import conv_benchmark
@@ -27,6 +29,7 @@ from refqt.benchmarks.conv import format_report as format_conv
 from refqt.benchmarks.quant import LAYER, quant_benchmark
 from refqt.benchmarks.training import format_report as format_training
 from refqt.benchmarks.training import training_benchmark
+from refqt.experiments.train import check_folder_path
 
 # The authors' figures (rebuttal, cost paragraph): a 480 ms convolution on this layer.
 PAPER_MS = {
@@ -110,6 +113,12 @@ def format_bench(figures: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.repeats < 1:
+        raise ValueError(f"--repeats must be at least 1, got {args.repeats}")
+    if args.json:
+        if os.path.isdir(args.json):
+            raise ValueError(f"--json {args.json} is a folder; give a file name")
+        check_folder_path(Path(args.json), "--json", folder=False)  # before minutes of timing, not after
     figures = bench(quick=args.quick, repeats=args.repeats)
     print(format_bench(figures))
     if args.json:
@@ -121,8 +130,16 @@ def run(args: argparse.Namespace) -> int:
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``refqt bench``."""
-    parser = subparsers.add_parser("bench", help="conv layer, quantizer overhead and training-step timings")
+    parser = subparsers.add_parser(
+        "bench",
+        help="conv layer, quantizer overhead and training-step timings",
+        description=(
+            "Speed figures at one BLAS thread: the rebuttal's convolution layer, the quantizers' "
+            "overhead on its gradient next to the authors' figures, and the cost of a QAT / FQT "
+            "training step against exact training."
+        ),
+    )
     parser.add_argument("--quick", action="store_true", help="batch 8 instead of 128: a fast look")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3, help="timed repetitions of each measurement")
     parser.add_argument("--json", help="also write the figures to this JSON file")
     parser.set_defaults(run=run)

@@ -111,6 +111,11 @@ def mlp(dataset: Dataset, rng: np.random.Generator) -> Module:
     return MLP(int(np.prod(dataset.input_shape)), hidden=128, depth=2, classes=dataset.classes, rng=rng)
 
 
+def mlp6(dataset: Dataset, rng: np.random.Generator) -> Module:
+    """``MLP`` with five hidden layers of 256 (six linear layers): deep enough for low-bit FQT to fail."""
+    return MLP(int(np.prod(dataset.input_shape)), hidden=256, depth=5, classes=dataset.classes, rng=rng)
+
+
 def cnn(dataset: Dataset, rng: np.random.Generator) -> Module:
     """``SmallCNN`` (two 3×3 convolutions of 16 channels, a dense layer of 64)."""
     channels, height, width = dataset.input_shape
@@ -152,6 +157,7 @@ DATASETS: dict[str, Callable[[str | Path | None], Dataset]] = {
 
 MODELS: dict[str, Callable[[Dataset, np.random.Generator], Module]] = {
     "mlp": mlp,
+    "mlp6": mlp6,
     "cnn": cnn,
     "resnet": resnet,
     "resnet20": resnet20,
@@ -164,6 +170,7 @@ TASKS: dict[str, str] = {
     "mnist": "classification",
     "cifar10": "classification",
     "mlp": "classification",
+    "mlp6": "classification",
     "cnn": "classification",
     "resnet": "classification",
     "resnet20": "classification",

@@ -17,22 +17,36 @@ its PNGs) as soon as it finishes, so an interrupted run keeps what it did:
 Training runs are independent (:class:`~refqt.experiments.runspec.RunSpec`
 fixes all their randomness), so ``--jobs N`` runs them in a pool of N
 processes with identical results. Every run is pinned to one BLAS thread.
+
+An interrupted reproduction resumes: each training run is added to
+``results.json`` (atomically) the moment it finishes, and a second call into
+the same folder reuses every finished run whose description and code version
+(:func:`code_version`) match, and keeps every finished part; ``--fresh``
+repeats everything.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import contextvars
+import hashlib
 import json
 import multiprocessing
 import os
+import sys
+import tempfile
+import threading
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+import refqt
 from refqt.benchmarks.quant import LAYER, quant_benchmark
 from refqt.experiments import report
 from refqt.experiments.claims import (
@@ -50,6 +64,7 @@ from refqt.experiments.plots import (
     plot_variance_vs_bits,
 )
 from refqt.experiments.runspec import RunSpec, build_model, digits_split, run_spec, train
+from refqt.experiments.train import check_folder_path
 from refqt.experiments.training import classification_loss
 from refqt.experiments.transformer_regime import regime_run
 from refqt.experiments.variance_cmd import probe_batches, variance_vs_bits
@@ -204,20 +219,184 @@ def run_one(spec: RunSpec | TranslationSpec) -> dict[str, Any]:
 def run_all(
     specs: Sequence[Any], jobs: int, on_result: Callable[[dict], None] | None = None
 ) -> list[dict[str, Any]]:
-    """Results of ``specs`` in order; ``jobs > 1`` runs them in a 'spawn' process pool."""
-    results: list[dict[str, Any]] = []
-    if jobs <= 1:
-        for spec in specs:
-            results.append(run_one(spec))
-            if on_result:
-                on_result(results[-1])
-        return results
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        for r in pool.map(run_one, specs):
-            results.append(r)
-            if on_result:
-                on_result(r)
+    """Results of ``specs`` in order; ``jobs > 1`` runs them in a 'spawn' process pool.
+
+    ``on_result`` sees each result as it arrives (in a pool: in the order runs
+    finish). Inside :func:`reproduce`, a spec already finished in
+    ``results.json`` is not run again, and each new result is written there
+    as soon as it arrives (see :class:`FinishedRuns`). Results are plain JSON
+    values (tuples become lists), whether fresh or read back.
+    """
+    finished = _FINISHED.get()
+    results: list[dict[str, Any] | None] = [None] * len(specs)
+    todo: list[int] = []
+    for i, spec in enumerate(specs):
+        kept = finished.get(spec) if finished is not None else None
+        if kept is None:
+            todo.append(i)
+            continue
+        results[i] = kept
+    if finished is not None and len(todo) < len(specs):
+        finished.say(f"  {len(specs) - len(todo)} of {len(specs)} runs already finished; running {len(todo)}")
+    for r in results:
+        if r is not None and on_result:
+            on_result(r)
+
+    def arrived(i: int, result: dict[str, Any]) -> None:
+        results[i] = _plain(result)
+        if finished is not None:
+            finished.add(specs[i], results[i])
+        if on_result:
+            on_result(results[i])
+
+    if jobs <= 1 or len(todo) <= 1:
+        for i in todo:
+            arrived(i, run_one(specs[i]))
+    else:
+        context = multiprocessing.get_context("spawn")
+        pool = ProcessPoolExecutor(
+            max_workers=min(jobs, len(todo)),
+            mp_context=context,
+            initializer=_exit_with_parent,
+            initargs=(os.getpid(),),
+        )
+        try:
+            futures = {pool.submit(run_one, specs[i]): i for i in todo}
+            for future in as_completed(futures):
+                arrived(futures[future], future.result())
+        except BaseException:  # Ctrl-C or a failed run: start nothing more (what finished is saved)
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
+    return [r for r in results if r is not None]
+
+
+def _exit_with_parent(parent: int) -> None:
+    """In a pool worker: exit once the process that started it is gone (killed with SIGKILL, say).
+
+    Otherwise a killed reproduction would leave its workers waiting forever.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+# -- finished runs and results.json: what makes a reproduction resumable -------------------------------
+
+RESULTS_FILE = "results.json"
+
+
+def code_version() -> str:
+    """``"<refqt version>+<hash of its source files>"``: finished runs are reused by the same code only."""
+    root = Path(refqt.__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return f"{refqt.__version__}+{digest.hexdigest()[:12]}"
+
+
+def spec_key(spec: Any) -> str:
+    """A run's description as one string: the spec's type and every field (JSON, sorted keys)."""
+    return json.dumps({"kind": type(spec).__name__, **asdict(spec)}, sort_keys=True, default=_json_default)
+
+
+class FinishedRuns:
+    """Training runs already finished, by :func:`spec_key`; each new one is saved the moment it ends.
+
+    Parameters
+    ----------
+    entries : list of dict
+        ``{"key", "code", "result"}`` as kept in ``results.json``; only those
+        with ``code == code`` are reused.
+    code : str
+        This code's :func:`code_version`.
+    save : callable
+        Writes ``results.json`` (called after each new run).
+    say : callable
+        Progress lines.
+    """
+
+    def __init__(
+        self, entries: list[dict[str, Any]], code: str, save: Callable[[], None], say: Callable[[str], None]
+    ):
+        self.entries = entries
+        self.code = code
+        self.save = save
+        self.say = say
+        self._index = {e["key"]: e["result"] for e in entries if e.get("code") == code}
+
+    def get(self, spec: Any) -> dict[str, Any] | None:
+        return self._index.get(spec_key(spec))
+
+    def add(self, spec: Any, result: dict[str, Any]) -> None:
+        key = spec_key(spec)
+        self.entries[:] = [e for e in self.entries if e["key"] != key]
+        self.entries.append({"key": key, "code": self.code, "result": result})
+        self._index[key] = result
+        self.save()
+
+
+_FINISHED: contextvars.ContextVar[FinishedRuns | None] = contextvars.ContextVar("finished_runs", default=None)
+
+
+@contextlib.contextmanager
+def resuming(finished: FinishedRuns) -> Iterator[None]:
+    """Within the block, :func:`run_all` reuses and records runs in ``finished``."""
+    token = _FINISHED.set(finished)
+    try:
+        yield
+    finally:
+        _FINISHED.reset(token)
+
+
+def read_results(path: str) -> dict[str, Any] | None:
+    """The results dict in ``path``, checked; None when there is no file.
+
+    Raises
+    ------
+    ValueError
+        One line: the file is damaged or is not a ``refqt reproduce`` result,
+        and what to do.
+    """
+    if not os.path.exists(path):
+        return None
+    todo = "move it away, or pass --fresh to start over (it is then replaced)"
+    try:
+        with open(path) as f:
+            results = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path} is damaged ({err}); {todo}") from None
+    ok = isinstance(results, dict) and isinstance(results.get("parts"), dict)
+    entries = results.get("finished_runs", []) if ok else None
+    ok = ok and isinstance(entries, list)
+    ok = ok and all(isinstance(e, dict) and {"key", "code", "result"} <= set(e) for e in entries)
+    if not ok:
+        raise ValueError(f"{path} is not the results.json of refqt reproduce; {todo}")
     return results
+
+
+def write_results(path: str, results: dict[str, Any]) -> None:
+    """Write ``results`` as JSON to ``path`` atomically (temporary file, then rename)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(results, f, indent=1, default=_json_default)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as JSON would give it back: lists for tuples, floats for NumPy scalars."""
+    return json.loads(json.dumps(value, default=_json_default))
 
 
 # -- the parts ----------------------------------------------------------------------------------------
@@ -508,24 +687,57 @@ PARTS = ("digits", "transformer", "variance", "anatomy", "overhead")
 
 
 def reproduce(
-    out: str, suite: Suite, seeds: int | None = None, jobs: int = 1, progress: Callable[[str], None] = print
+    out: str,
+    suite: Suite,
+    seeds: int | None = None,
+    jobs: int = 1,
+    progress: Callable[[str], None] = print,
+    fresh: bool = False,
 ) -> dict[str, Any]:
-    """Run every part into ``out``; results.json and report.md are rewritten after each part."""
+    """Run every part into ``out``; results.json and report.md are rewritten after each part.
+
+    Resumes what an earlier call into ``out`` left: its finished training runs
+    (same description and :func:`code_version`) are not run again, and its
+    finished parts (same suite, seeds and code) are kept, so they stay in the
+    report. ``fresh`` ignores (and then replaces) that earlier ``results.json``.
+    """
+    check_folder_path(Path(out))
+    path = os.path.join(out, RESULTS_FILE)
+    earlier = None if fresh else read_results(path)
     os.makedirs(out, exist_ok=True)
     seeds = seeds or suite.seeds
+    code = code_version()
     results: dict[str, Any] = {
-        "suite": asdict(suite),
+        "suite": _plain(asdict(suite)),
         "seeds": seeds,
         "jobs": jobs,
+        "code": code,
         "parts": {},
         "seconds": {},
+        "finished_runs": [],
     }
+    if earlier is not None:
+        results["finished_runs"] = [e for e in earlier["finished_runs"] if e["code"] == code]
+        same = all(earlier.get(k) == results[k] for k in ("suite", "seeds", "code"))
+        if same:
+            results["parts"] = dict(earlier["parts"])
+            results["seconds"] = {
+                k: v for k, v in earlier.get("seconds", {}).items() if k in results["parts"]
+            }
+        kept = ", ".join(results["parts"]) or "none"
+        progress(
+            f"resuming {path}: {len(results['finished_runs'])} finished run(s) and the finished parts "
+            f"({kept}) are kept (--fresh repeats them)"
+        )
     start = time.perf_counter()
+    before = sum(v for k, v in results["seconds"].items() if k != "total")
+
+    def save_results() -> None:
+        results["seconds"]["total"] = before + time.perf_counter() - start
+        write_results(path, results)
 
     def save() -> None:
-        results["seconds"]["total"] = time.perf_counter() - start
-        with open(os.path.join(out, "results.json"), "w") as f:
-            json.dump(results, f, indent=1, default=_json_default)
+        save_results()
         report.write_report(os.path.join(out, "report.md"), results)
 
     cache: list[tuple[dict[str, np.ndarray], str]] = []
@@ -543,13 +755,18 @@ def reproduce(
         ("overhead", lambda: part_overhead(suite)),
         ("transformer", lambda: part_transformer(suite, seeds, jobs, out, progress)),
     ]
-    for name, fn in steps:
-        progress(f"part {name}...")
-        t = time.perf_counter()
-        results["parts"][name] = fn()
-        results["seconds"][name] = time.perf_counter() - t
-        save()
-        progress(f"part {name} done in {results['seconds'][name]:.0f} s; wrote {out}/report.md")
+    finished = FinishedRuns(results["finished_runs"], code, save_results, progress)
+    with resuming(finished):
+        for name, fn in steps:
+            if name in results["parts"]:
+                progress(f"part {name}: kept from {path}")
+                continue
+            progress(f"part {name}...")
+            t = time.perf_counter()
+            results["parts"][name] = _plain(fn())
+            results["seconds"][name] = time.perf_counter() - t
+            save()
+            progress(f"part {name} done in {results['seconds'][name]:.0f} s; wrote {out}/report.md")
     return results
 
 
@@ -572,17 +789,35 @@ def run(args: argparse.Namespace) -> int:
     jobs = args.jobs or default_jobs()
     if jobs < 1:
         raise ValueError(f"--jobs must be at least 1, got {jobs}")
+    check_folder_path(Path(args.out))
     print(f"refqt reproduce ({suite.name}) into {args.out}, {jobs} parallel jobs")
-    results = reproduce(args.out, suite, args.seeds, jobs)
+    start = time.perf_counter()
+    try:
+        results = reproduce(args.out, suite, args.seeds, jobs, fresh=args.fresh)
+    except KeyboardInterrupt:
+        print(
+            f"\nrefqt: interrupted; finished runs and parts are kept in {args.out}/results.json; "
+            "run the same command again to go on",
+            file=sys.stderr,
+        )
+        return 130
     print(format_claims(claims_table(results), markdown=False))
-    print(f"done in {results['seconds']['total']:.0f} s: {args.out}/report.md")
+    took, total = time.perf_counter() - start, results["seconds"]["total"]
+    earlier = f" ({total:.0f} s with the earlier calls)" if total > took + 1 else ""
+    print(f"done in {took:.0f} s{earlier}: {args.out}/report.md")
     return 0
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``refqt reproduce``."""
     parser = subparsers.add_parser(
-        "reproduce", help="the paper's headline results into one folder (report.md)"
+        "reproduce",
+        help="the paper's headline results into one folder (report.md)",
+        description=(
+            "The paper's headline results, measured here, into one folder: report.md, results.json "
+            "and the figures. Each finished run and part is kept in results.json at once, and a second "
+            "call into the same folder resumes where the first stopped (--fresh starts over)."
+        ),
     )
     parser.add_argument("--out", required=True, help="folder for report.md, results.json and the PNGs")
     parser.add_argument(
@@ -590,6 +825,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--jobs", type=int, default=None, help="parallel training processes (default: CPUs)")
     parser.add_argument("--seeds", type=int, default=None, help="seeds per setting (default 3; quick 1)")
+    parser.add_argument(
+        "--fresh", action="store_true", help="repeat every run and part, even those finished in --out"
+    )
     parser.add_argument(
         "--tiny", action="store_true", help=argparse.SUPPRESS
     )  # whole pipeline in seconds, for tests

@@ -3,7 +3,10 @@
 A :class:`RunSpec` says everything a run depends on (model, mode, quantizer,
 bits, seed, epochs, recipe), so a run gives the same numbers in any process
 and in any order -- which is what lets the reproduction run them in a process
-pool. Three independent random streams come from the seed:
+pool. It *is* a :class:`~refqt.experiments.train_config.TrainConfig` (the
+description ``refqt train`` uses: same fields, defaults and checks) plus three
+fields saying what to measure on the run. Three independent random streams
+come from the seed:
 
 * the initial weights: ``default_rng([seed, 1])``;
 * the data shuffling: ``default_rng([seed, 2])`` -- the same batch order in
@@ -32,71 +35,76 @@ from typing import Any
 import numpy as np
 
 from refqt.data import load_digits, train_test_split
+from refqt.experiments import registry
+from refqt.experiments.train_config import TrainConfig
 from refqt.experiments.training import classification_loss, evaluate, train_epoch
 from refqt.fqt import QuantConfig, load_quantizer_state, quantize, quantizer_state
-from refqt.models import MLP, SmallCNN
 from refqt.nn import Module
 from refqt.optim import SGD
 from refqt.optim.schedules import ConstantSchedule, CosineSchedule
 from refqt.quant import NonFiniteInputError
 from refqt.stats import quantization_variance, sampling_variance
 
-MODELS = ("cnn", "mlp6")
+# The registry's models that train on the digits (the names `refqt train` uses too).
+MODELS = tuple(
+    sorted(m for m, task in registry.TASKS.items() if m in registry.MODELS and task == "classification")
+)
 FAIL_ACCURACY = 0.2  # twice chance on ten classes
 
 
 def build_model(name: str, seed: int) -> Module:
-    """``"cnn"``: :class:`SmallCNN` (2 conv + 2 linear); ``"mlp6"``: 6 linear layers of width 256."""
-    rng = np.random.default_rng([seed, 1])
-    if name == "cnn":
-        return SmallCNN(rng=rng)
-    if name == "mlp6":
-        return MLP(in_features=64, hidden=256, depth=5, rng=rng)
-    raise ValueError(f"unknown digits model {name!r}; choose one of {MODELS}")
+    """A fresh digits model from :mod:`refqt.experiments.registry`, weights from ``default_rng([seed, 1])``.
+
+    ``"cnn"``: :class:`SmallCNN` (2 conv + 2 linear); ``"mlp6"``: 6 linear
+    layers of width 256; ``"mlp"``: 2 hidden layers of 128; ``"resnet"``, ``"resnet20"``.
+    """
+    if name not in MODELS:
+        raise ValueError(f"unknown digits model {name!r}; choose one of {MODELS}")
+    return registry.build_model(name, registry.digits(), np.random.default_rng([seed, 1]))
 
 
 @dataclass(frozen=True)
-class RunSpec:
-    """One training run on the bundled digits.
+class RunSpec(TrainConfig):
+    """One training run on the bundled digits, and what to measure on it.
 
-    ``mode`` is ``"exact"``, ``"qat"`` or ``"fqt"``; ``quantizer`` and
-    ``bits`` describe the FQT gradient quantizer (ignored otherwise).
-    ``limit`` keeps only the first ``limit`` training examples (tiny runs for tests).
-    ``schedule`` is ``"cosine"`` (the paper's recipe) or ``"constant"`` (the
-    learning rate never decays: the stress setting where low-bit FQT fails).
+    The training fields, their defaults and their checks are
+    :class:`~refqt.experiments.train_config.TrainConfig`'s (``model``,
+    ``mode``, ``quantizer``, ``bits``, ``seed``, ``epochs``, ``batch_size``,
+    ``lr``, ``momentum``, ``schedule``, ``limit``...). ``dataset`` must be
+    ``"digits"`` and ``backend`` ``"numpy"``. The measurement fields:
+
+    measure_variance : bool
+        FQT runs: measure quantization / sampling variance after epoch 1 and at the end.
+    variance_batches : int
+        Batches of the sampling variance (>= 2).
+    variance_draws : int
+        Quantizer draws per batch of the quantization variance (>= 1).
     """
 
-    model: str = "cnn"
-    mode: str = "fqt"
-    quantizer: str = "bhq"
-    bits: int = 8
-    seed: int = 0
-    epochs: int = 15
-    batch_size: int = 32
-    lr: float = 0.05
-    momentum: float = 0.9
     measure_variance: bool = True
     variance_batches: int = 8
     variance_draws: int = 8
-    limit: int | None = None
-    schedule: str = "cosine"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._require("dataset", self.dataset == "digits", "'digits' (the reproduction's data)")
+        self._require("backend", self.backend == "numpy", "'numpy' (the reproduction's runs)")
+        self._require("measure_variance", isinstance(self.measure_variance, bool), "True or False")
+        self._require("variance_batches", _at_least(self.variance_batches, 2), "an integer >= 2")
+        self._require("variance_draws", _at_least(self.variance_draws, 1), "an integer >= 1")
 
     @property
     def group(self) -> str:
         """Which table of the report the run belongs to: the model, plus the schedule if not cosine."""
         return self.model if self.schedule == "cosine" else f"{self.model}-{self.schedule}"
 
-    @property
-    def label(self) -> str:
-        """``"exact"``, ``"QAT"`` or e.g. ``"PTQ 4"``."""
-        if self.mode == "fqt":
-            return f"{self.quantizer.upper()} {self.bits}"
-        return "QAT" if self.mode == "qat" else "exact"
-
     def config(self) -> QuantConfig:
-        if self.mode == "fqt":
-            return QuantConfig(mode="fqt", grad_quantizer=self.quantizer, grad_bits=self.bits, seed=self.seed)
-        return QuantConfig(mode=self.mode, seed=self.seed)
+        """The run's :class:`QuantConfig` (:meth:`TrainConfig.quant_config`)."""
+        return self.quant_config()
+
+
+def _at_least(value: Any, low: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
 
 
 def digits_split(limit: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -147,10 +155,8 @@ def train(spec: RunSpec) -> tuple[Module, dict[str, Any]]:
     start = time.perf_counter()
     x_train, y_train, x_test, y_test = digits_split(spec.limit)
     model = quantize(build_model(spec.model, spec.seed), spec.config())
-    optimizer = SGD(model.parameters(), lr=spec.lr, momentum=spec.momentum)
+    optimizer = SGD(model.parameters(), lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay)
     steps = spec.epochs * -(-len(y_train) // spec.batch_size)
-    if spec.schedule not in ("cosine", "constant"):
-        raise ValueError(f"RunSpec: schedule must be 'cosine' or 'constant', got {spec.schedule!r}")
     schedule = CosineSchedule(spec.lr, steps) if spec.schedule == "cosine" else ConstantSchedule(spec.lr)
     shuffle = np.random.default_rng([spec.seed, 2])
     probe = np.random.default_rng([spec.seed, 3]).permutation(len(y_train))

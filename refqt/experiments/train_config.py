@@ -3,6 +3,11 @@
 A run is reproducible from its config alone: the same config gives the same
 weights, batch order and gradient noise (on the same backend). It is written
 to ``config.json`` in the run's folder, and a resumed run must match it.
+
+It is the one description of a training run: ``refqt train`` builds it from
+its options, and ``refqt reproduce`` describes each of its runs with
+:class:`~refqt.experiments.runspec.RunSpec`, a ``TrainConfig`` plus what the
+reproduction measures on the run -- same fields, same defaults, same checks.
 """
 
 from __future__ import annotations
@@ -14,8 +19,10 @@ from typing import Any
 from refqt.backend import BACKEND_NAMES, gpu_available
 from refqt.experiments.registry import check_pair
 from refqt.fqt import QuantConfig
+from refqt.fqt.config import GRAD_QUANTIZERS, MODES
 
 SCHEDULES = ("cosine", "constant")
+QUANTIZERS = tuple(q for q in GRAD_QUANTIZERS if q != "none")  # "none" is QAT: use mode="qat"
 # Fields a resumed run may change: they do not alter the arithmetic on one
 # backend (epochs only extends the run; see TrainConfig.epochs).
 RESUMABLE_CHANGES = ("epochs", "data_dir", "backend")
@@ -36,9 +43,9 @@ class TrainConfig:
     quantizer : {"ptq", "psq", "bhq", "shift"}
         Gradient quantizer ``Q_b`` of FQT (ignored by exact and QAT).
     bits : int
-        Bits of ``Q_b`` (1..16).
+        Bits of ``Q_b`` (1..16; ignored by exact and QAT).
     act_bits, weight_bits : int
-        Bits of the forward quantizers of QAT and FQT.
+        Bits of the forward quantizers of QAT and FQT (ignored by exact).
     epochs, batch_size : int
     lr, momentum, weight_decay : float
         SGD settings.
@@ -50,6 +57,14 @@ class TrainConfig:
         gradient-quantizer noise (``QuantConfig(seed=seed)``, one stream per layer).
     backend : str
         ``numpy``, ``array_api_strict``, ``cupy`` or ``auto`` (CuPy when a GPU works).
+    limit : int or None
+        Train on the first ``limit`` training examples and test on the first
+        ``limit // 2`` test examples (tiny runs for tests); None: all.
+
+    Raises
+    ------
+    ConfigError
+        (a ``ValueError``) naming the field, what it must be and the value.
     """
 
     model: str = "mlp"
@@ -68,33 +83,59 @@ class TrainConfig:
     schedule: str = "cosine"
     seed: int = 0
     backend: str = "numpy"
+    limit: int | None = None
 
     def __post_init__(self) -> None:
         check_pair(self.model, self.dataset)
-        self.quant_config()  # checks mode, quantizer and every bit width
-        if self.quantizer == "none":
-            raise ValueError("TrainConfig: quantizer must be one of ptq, psq, bhq, shift (use mode='qat')")
+        self._require("mode", self.mode in MODES, f"one of {MODES}")
+        self._require(
+            "quantizer", self.quantizer in QUANTIZERS, f"one of {QUANTIZERS} (exact and QAT ignore it)"
+        )
+        for name in ("bits", "act_bits", "weight_bits"):
+            self._require(name, _is_int(getattr(self, name), 1, 16), "an integer in 1..16")
         for name in ("epochs", "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"TrainConfig: {name} must be an integer >= 1, got {value!r}")
-        if not self.lr > 0:
-            raise ValueError(f"TrainConfig: lr must be > 0, got {self.lr!r}")
-        if not 0 <= self.momentum < 1:
-            raise ValueError(f"TrainConfig: momentum must be in [0, 1), got {self.momentum!r}")
-        if not self.weight_decay >= 0:
-            raise ValueError(f"TrainConfig: weight_decay must be >= 0, got {self.weight_decay!r}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"TrainConfig: schedule must be one of {SCHEDULES}, got {self.schedule!r}")
-        if self.backend not in (*BACKEND_NAMES, "auto"):
-            raise ValueError(
-                f"TrainConfig: backend must be one of {(*BACKEND_NAMES, 'auto')}, got {self.backend!r}"
-            )
+            self._require(name, _is_int(getattr(self, name), 1), "an integer >= 1")
+        self._require("lr", _is_number(self.lr) and self.lr > 0, "> 0")
+        self._require("momentum", _is_number(self.momentum) and 0 <= self.momentum < 1, "in [0, 1)")
+        self._require("weight_decay", _is_number(self.weight_decay) and self.weight_decay >= 0, ">= 0")
+        self._require("schedule", self.schedule in SCHEDULES, f"one of {SCHEDULES}")
+        self._require("seed", _is_int(self.seed, 0), "an integer >= 0")
+        backends = (*BACKEND_NAMES, "auto")
+        self._require("backend", self.backend in backends, f"one of {backends}")
         if self.backend == "cupy" and not gpu_available():
-            raise ValueError("TrainConfig: backend 'cupy' needs a working GPU and CuPy; none here")
+            raise ConfigError(
+                type(self).__name__, "backend", "one that works here", "cupy (no GPU, or no CuPy)"
+            )
+        self._require("limit", self.limit is None or _is_int(self.limit, 2), "None or an integer >= 2")
+        self.quant_config()  # and whatever else QuantConfig checks
+
+    def _require(self, field: str, ok: bool, expected: str) -> None:
+        if not ok:
+            raise ConfigError(type(self).__name__, field, expected, getattr(self, field))
+
+    @property
+    def label(self) -> str:
+        """``"exact"``, ``"QAT"`` or, for FQT, the gradient quantizer and bits, e.g. ``"PTQ 4"``."""
+        if self.mode == "fqt":
+            return f"{self.quantizer.upper()} {self.bits}"
+        return "QAT" if self.mode == "qat" else "exact"
+
+    def ignored(self) -> tuple[str, ...]:
+        """The fields this config's mode does not use: exact ignores every bit width, QAT the gradient's."""
+        if self.mode == "exact":
+            return ("quantizer", "bits", "act_bits", "weight_bits")
+        return ("quantizer", "bits") if self.mode == "qat" else ()
 
     def quant_config(self) -> QuantConfig:
-        """The :class:`QuantConfig` of this run (gradient noise seeded by ``seed``)."""
+        """The :class:`QuantConfig` of this run (gradient noise seeded by ``seed``).
+
+        Exact and QAT runs get QuantConfig's default gradient quantizer, whatever
+        ``quantizer`` and ``bits`` say: those modes do not use it.
+        """
+        if self.mode != "fqt":
+            return QuantConfig(
+                mode=self.mode, act_bits=self.act_bits, weight_bits=self.weight_bits, seed=self.seed
+            )
         return QuantConfig(
             mode=self.mode,
             act_bits=self.act_bits,
@@ -114,7 +155,7 @@ class TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise TypeError(f"TrainConfig: unknown fields {unknown}; known are {sorted(known)}")
+            raise TypeError(f"{cls.__name__}: unknown fields {unknown}; known are {sorted(known)}")
         return cls(**values)
 
     def differences(self, other: TrainConfig, ignore: tuple[str, ...] = RESUMABLE_CHANGES) -> list[str]:
@@ -125,3 +166,26 @@ class TrainConfig:
             for name in mine
             if name not in ignore and mine[name] != theirs[name]
         ]
+
+
+class ConfigError(ValueError):
+    """A field of a :class:`TrainConfig` with a value it cannot take.
+
+    ``field``, ``expected`` and ``value`` let a command line name its own flag
+    (``--bits`` for ``bits``) instead of the field.
+    """
+
+    def __init__(self, owner: str, field: str, expected: str, value: Any):
+        super().__init__(f"{owner}: {field} must be {expected}, got {value!r}")
+        self.field = field
+        self.expected = expected
+        self.value = value
+
+
+def _is_int(value: Any, low: int, high: int | None = None) -> bool:
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= low
+    return ok and (high is None or value <= high)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

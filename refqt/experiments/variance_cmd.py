@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,8 @@ import numpy as np
 from refqt import checkpoint
 from refqt.experiments.plots import plot_variance_vs_bits
 from refqt.experiments.runspec import MODELS, RunSpec, build_model, digits_split, train
+from refqt.experiments.train import check_folder_path
+from refqt.experiments.train_cmd import checked, warn
 from refqt.experiments.training import classification_loss
 from refqt.fqt import QuantConfig, quantize
 from refqt.quant.formats import is_format_name
@@ -164,13 +167,26 @@ def run(args: argparse.Namespace) -> int:
     quantizers = parse_quantizers(args.quantizers)
     formats = parse_formats(args.formats)
     if args.model not in MODELS:
-        raise ValueError(f"unknown model {args.model!r}; choose one of {MODELS}")
+        raise ValueError(f"--model {args.model!r} is not a digits model; choose one of {MODELS}")
+    for name in ("batches", "draws"):
+        if getattr(args, name) < (2 if name == "batches" else 1):
+            raise ValueError(
+                f"--{name} must be at least {2 if name == 'batches' else 1}, got {getattr(args, name)}"
+            )
+    check_folder_path(Path(args.out))
     if args.checkpoint is not None:
+        if args.epochs != EPOCHS:
+            warn(f"--checkpoint ignores --epochs {args.epochs} (it sets the fresh QAT run)")
         model = build_model(args.model, args.seed)
-        checkpoint.load(args.checkpoint, model)
+        try:
+            checkpoint.load(args.checkpoint, model)
+        except checkpoint.CheckpointError as err:
+            train_cmd = f"refqt train --dataset digits --model {args.model}"
+            raise ValueError(f"--checkpoint {err}; pass a checkpoint.npz of `{train_cmd}`") from None
         source = f"checkpoint {args.checkpoint} ({args.model})"
     else:
-        spec = RunSpec(
+        spec = checked(
+            RunSpec,
             model=args.model,
             mode="qat",
             seed=args.seed,
@@ -208,27 +224,39 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+EPOCHS = 3  # of the fresh QAT run
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``refqt variance``."""
     parser = subparsers.add_parser(
-        "variance", help="gradient variance vs bits for PTQ / PSQ / BHQ vs QAT sampling"
+        "variance",
+        help="gradient variance vs bits for PTQ / PSQ / BHQ vs QAT sampling",
+        description=(
+            "The paper's variance figure on one trained digits model: for each gradient quantizer "
+            "and bit width, the variance FQT adds to the gradient, next to the QAT sampling variance "
+            "(the noise SGD has anyway). A ratio far below 1 is harmless; near 1 training fails. "
+            "Writes variance.json and variance.png into --out."
+        ),
     )
-    parser.add_argument(
-        "--checkpoint", help="a checkpoint (.npz) to measure; default: train a fresh QAT model"
+    add = parser.add_argument
+    add(
+        "--checkpoint", help="a checkpoint.npz of `refqt train` to measure (default: train a fresh QAT model)"
     )
-    parser.add_argument(
-        "--model", default="cnn", help=f"model of the checkpoint / fresh run: {', '.join(MODELS)}"
+    add(
+        "--model",
+        default="cnn",
+        choices=MODELS,
+        help="model of the checkpoint / fresh run (names as in train)",
     )
-    parser.add_argument("--epochs", type=int, default=3, help="epochs of the fresh QAT run")
-    parser.add_argument("--bits", default="2-8", help="bit widths, '2-8' or '2,4,8'")
-    parser.add_argument("--quantizers", default="ptq,psq,bhq")
-    parser.add_argument(
-        "--formats", default="", help=f"block formats as extra rows, e.g. {','.join(FORMATS)}"
-    )
-    parser.add_argument("--batch-size", type=int, default=32, help="batch size of the sampling variance")
-    parser.add_argument("--batches", type=int, default=8, help="batches for the sampling variance")
-    parser.add_argument("--draws", type=int, default=8, help="quantizer draws per batch")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="variance-out", help="folder for variance.json and variance.png")
-    parser.add_argument("--limit", type=int, default=None, help=argparse.SUPPRESS)  # tiny runs for tests
+    add("--epochs", type=int, default=EPOCHS, help="epochs of the fresh QAT run")
+    add("--bits", default="2-8", help="bit widths, '2-8' or '2,4,8'")
+    add("--quantizers", default="ptq,psq,bhq", help="comma list of ptq, psq, bhq, shift")
+    add("--formats", default="", help=f"block formats as extra rows, e.g. {','.join(FORMATS)}")
+    add("--batch-size", type=int, default=32, help="batch size of the sampling variance (and the fresh run)")
+    add("--batches", type=int, default=8, help="batches for the sampling variance")
+    add("--draws", type=int, default=8, help="quantizer draws per batch")
+    add("--seed", type=int, default=0, help="seed of the fresh run's weights and of the quantizer noise")
+    add("--out", default="variance-out", help="folder for variance.json and variance.png")
+    add("--limit", type=int, default=None, help=argparse.SUPPRESS)  # tiny runs for tests
     parser.set_defaults(run=run)
