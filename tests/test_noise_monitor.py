@@ -67,3 +67,16 @@ def test_train_logs_the_ratio_for_fqt_runs_only(tmp_path):
     )
     train_run({**fast, "mode": "qat"}, tmp_path / "qat")
     assert not (tmp_path / "qat" / NOISE_FILE).exists()
+
+
+def test_a_resumed_run_logs_each_step_once(tmp_path):
+    fast = {"model": "mlp", "dataset": "digits", "batch_size": 64, "lr": 0.2, "epochs": 6}
+    config = {**fast, "mode": "fqt", "quantizer": "psq", "bits": 4}
+    train_run(config, tmp_path / "straight")
+    train_run(config, tmp_path / "resumed", stop_after=3)
+    with open(tmp_path / "resumed" / NOISE_FILE, "a") as f:  # a step logged after the checkpoint, then killed
+        f.write(json.dumps({"step": 10**6, "layer": "x"}) + "\n")
+    train_run(config, tmp_path / "resumed", resume=True)
+    straight = [(r["step"], r["layer"]) for r in read_noise_log(tmp_path / "straight" / NOISE_FILE)]
+    resumed = [(r["step"], r["layer"]) for r in read_noise_log(tmp_path / "resumed" / NOISE_FILE)]
+    assert len({s for s, _ in straight}) >= 2 and resumed == straight

@@ -52,6 +52,10 @@ def _digits_runs(results):
     return sum('"kind": "RunSpec"' in e["key"] for e in results["finished_runs"])
 
 
+def _translation_runs(results):
+    return sum('"kind": "TranslationSpec"' in e["key"] for e in results["finished_runs"])
+
+
 def _without_times(value):
     """Every number except wall times (the only thing allowed to differ between two calls)."""
     if isinstance(value, dict):
@@ -72,12 +76,15 @@ def test_a_killed_reproduction_resumes_where_it_stopped(tmp_path):
     first = _kill_when(out, tmp_path / "1.log", lambda r: _digits_runs(r) >= n_digits // 2)
     done = _digits_runs(first)
     assert done < n_digits and "digits" not in first["parts"]
-    # 2nd call: reuses those runs (trains only the others), killed after two parts.
-    second = _kill_when(out, tmp_path / "2.log", lambda r: {"digits", "variance"} <= set(r["parts"]))
+    # 2nd call: reuses those runs (trains only the others), killed after the digits, variance,
+    # anatomy and overhead parts, two thirds of the way through the transformer runs.
+    n_translation = _translation_runs(_results(tmp_path / "straight"))
+    second = _kill_when(out, tmp_path / "2.log", lambda r: _translation_runs(r) >= 2 * n_translation // 3)
+    assert {"digits", "variance", "anatomy", "overhead"} <= set(second["parts"])
     log = (tmp_path / "2.log").read_text()
     assert f"{done} of {n_digits} runs already finished; running {n_digits - done}" in log
     assert "transformer" not in second["parts"]
-    # 3rd call: keeps both parts, finishes the rest in well under half the time of a whole run.
+    # 3rd call: keeps those parts and runs, finishes the rest in well under half the time of a whole run.
     start = time.perf_counter()
     third = subprocess.run(_command(out), env=_env(), check=True, capture_output=True, text=True)
     resumed_s = time.perf_counter() - start

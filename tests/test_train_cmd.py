@@ -329,7 +329,7 @@ def test_the_previous_checkpoint_is_kept(tmp_path):
     config = {**FAST, "epochs": 3, "mode": "fqt", "bits": 4}
     train_run(config, tmp_path / "run")
     names = sorted(p.name for p in (tmp_path / "run").iterdir())
-    assert names == ["checkpoint.npz", "checkpoint.prev.npz", "config.json", "metrics.jsonl"]
+    assert names == ["checkpoint.npz", "checkpoint.prev.npz", "config.json", "metrics.jsonl", "noise.jsonl"]
     with np.load(tmp_path / "run" / "checkpoint.prev.npz") as f:
         assert json.loads(str(f["meta"]))["extra"]["epoch"] == 2
 

@@ -201,6 +201,8 @@ def train_run(
     _write_atomic(out / CONFIG_FILE, json.dumps(config.to_dict(), indent=2) + "\n")
     _write_atomic(out / METRICS_FILE, "".join(json.dumps(row) + "\n" for row in history))
 
+    noise = NoiseMonitor(model, out / NOISE_FILE)
+    noise.keep_before(step)  # a resumed run logs its repeated steps again
     last = config.epochs if stop_after is None else min(stop_after, config.epochs)
     for epoch in range(len(history) + 1, last + 1):
         start = time.perf_counter()
@@ -210,7 +212,7 @@ def train_run(
             try:
                 train = _train_epoch(
                     model, optimizer, dataset, config, shuffle, schedule, step, backend, label, progress,
-                    NoiseMonitor(model, out / NOISE_FILE),
+                    noise,
                 )
             except _Diverged as err:
                 _stop(out, history, epoch, err.batch, err.step, err.what)

@@ -92,6 +92,25 @@ class NoiseMonitor:
             for _, m in quantized_layers(model)
         )
 
+    def keep_before(self, step: int) -> None:
+        """Drop records of steps ≥ ``step`` (a resumed run repeats them); a damaged line ends the log."""
+        try:
+            lines = self.path.read_text().splitlines()
+        except (FileNotFoundError, UnicodeDecodeError):
+            lines = []
+        kept = []
+        for line in lines:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                break
+            logged = record.get("step") if isinstance(record, dict) else None
+            if not isinstance(logged, int) or logged >= step:
+                break
+            kept.append(line + "\n")
+        if kept or self.path.exists():
+            self.path.write_text("".join(kept))
+
     @contextlib.contextmanager
     def watch(self, step: int) -> Iterator[None]:
         """Wrap ``loss.backward()`` of training step ``step``; logs afterwards when the step is due."""
