@@ -55,9 +55,9 @@ def one_layer(config, n_in=3, n_out=2, bias=True):
     )
 
 
-def two_layers(config):
+def two_layers(config, n_out=2):
     r = np.random.default_rng(1)
-    model = Sequential(Linear(3, 4, rng=r, dtype=np.float64), Linear(4, 2, rng=r, dtype=np.float64))
+    model = Sequential(Linear(3, 4, rng=r, dtype=np.float64), Linear(4, n_out, rng=r, dtype=np.float64))
     return quantize(model, config)
 
 
@@ -203,10 +203,13 @@ def test_diagonal_share_is_trace_over_sum():
 
 
 def test_design_quantities_use_the_input_path_quantizer_on_the_qat_gradient():
-    """Layer 1 receives G = C, layer 0 receives C W2_q (QAT: no noise from above); Q_b has 3 bits, Q_w 8."""
+    """Layer 1 receives G = C, layer 0 receives C W2_q (QAT: no noise from above); Q_b has 3 bits, Q_w 8.
+
+    (Rows of 5: PSQ keeps a row's min and max exactly, so rows of 2 would hide the noise.)
+    """
     config = QuantConfig(mode="fqt", grad_quantizer="psq", grad_bits=3, weight_grad_bits=8, seed=5)
-    model = two_layers(config)
-    x, c = batch(11, n=6, n_in=3, n_out=2)
+    model = two_layers(config, n_out=5)
+    x, c = batch(11, n=6, n_in=3, n_out=5)
     table = design_quantities(model, linear_loss, (x, c))
     w2q = quantize_forward(model[1].weight.data, 8, "zero_aligned")
     q_b = make_gradient_quantizer("psq", 3)
