@@ -17,6 +17,8 @@ mkdir -p "$work"
 # refresh the copy: tracked and untracked-but-not-ignored files, as they are now
 (cd "$root" && git ls-files -co --exclude-standard -z | tar --null -T - -cf -) | tar -xf - -C "$work"
 cd "$work"
-export PYTHONPATH="$work/mutants"  # the mutated copy wins over an editable install
-nice -n 10 python -m mutmut run --max-children "${MUTATION_JOBS:-2}" "$@"
-python -m mutmut results
+# The mutated copy must win over the plain copy and an editable install: the console
+# script (not `python -m mutmut`, which puts the current folder first on sys.path).
+export PYTHONPATH="$work/mutants"
+nice -n 10 mutmut run --max-children "${MUTATION_JOBS:-2}" "$@"
+mutmut results

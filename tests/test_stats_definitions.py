@@ -340,3 +340,15 @@ def test_a_bias_just_above_the_stated_detection_limit_is_rejected(seed):
     model[0].fqt.weight_grad_quantizer = OffsetPTQ(bits, 1.2 * beta_min)
     result = unbiasedness_test(model, linear_loss, (x, c), np.random.default_rng(100 + seed), k=k)
     assert result["rejected"], result["layers"]["0"]["max_abs_t"]
+
+
+@pytest.mark.parametrize(
+    ("where", "margin", "stated"),
+    [
+        ("test_quant_stats.py: variance within 5.5 standard errors", 5.5, 4e-8),
+        ("this file, test_fqt_wiring.py: 5 standard errors, |r| < 5/√n", 5.0, 5.7e-7),
+    ],
+)
+def test_stated_false_alarm_rates_of_the_margins_used_in_the_tests(where, margin, stated):
+    """Each margin in standard errors is the two-sided normal quantile of the rate its docstring states."""
+    assert 2 * scipy.stats.norm.sf(margin) == pytest.approx(stated, rel=0.06), where  # 3.8e-8 ≈ 4e-8
