@@ -19,6 +19,9 @@ mkdir -p "$work"
 cd "$work"
 # The mutated copy must win over the plain copy and an editable install: the console
 # script (not `python -m mutmut`, which puts the current folder first on sys.path).
+# The folder must exist before mutmut starts, or Python caches "nothing to import there"
+# and the first run collects no test for any mutant.
+mkdir -p "$work/mutants"
 export PYTHONPATH="$work/mutants"
 nice -n 10 mutmut run --max-children "${MUTATION_JOBS:-2}" "$@"
 mutmut results
