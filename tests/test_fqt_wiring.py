@@ -270,3 +270,92 @@ def test_attention_without_gradient_quantization_is_bit_for_bit_qat(quantizer):
             np.testing.assert_array_equal(got[name], qat[name], err_msg=name)
     on = grads(fqt)
     assert all(not np.array_equal(on[n], qat[n]) for n in qat if n.endswith("weight") or n == "input0")
+
+
+# -- what the mutation run found unguarded ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["qat", "fqt"])
+def test_strided_padded_conv_without_bias_runs_the_configured_convolution(mode):
+    """stride 2, padding 1, no bias: output and float gradients are the float op's on X_q, W_q."""
+    from refqt import ops
+    from refqt.quant import quantize_forward
+
+    r = np.random.default_rng(6)
+    conv = Conv2d(2, 3, 3, stride=2, padding=1, bias=False, rng=r, dtype=np.float64)
+    model = quantize(Sequential(conv), QuantConfig(mode=mode, grad_quantizer="psq", grad_bits=4))
+    x = r.standard_normal((2, 2, 7, 7))
+    out = model(Tensor(x))
+    assert out.shape == (2, 3, 4, 4)
+    xq = Tensor(quantize_forward(x, 8, "affine"), requires_grad=True)
+    wq = Tensor(quantize_forward(conv.weight.data, 8, "zero_aligned"), requires_grad=True)
+    ref = ops.conv2d(xq, wq, None, stride=2, padding=1)
+    np.testing.assert_allclose(out.numpy(), ref.numpy(), rtol=1e-12, atol=1e-12)
+    g = r.standard_normal(out.shape)
+    ref.backward(g)
+    with gradient_quantization(model, False):
+        out.backward(g)
+    np.testing.assert_allclose(conv.weight.grad, wq.grad, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["linear", "conv"])
+@pytest.mark.parametrize("frozen", [("weight",), ("bias",), ("weight", "bias")])
+def test_frozen_parameters_get_no_gradient_and_the_rest_still_flows(kind, frozen):
+    """Each gradient (input, weight, bias) is computed iff it is needed; Q_w runs iff the weight needs one."""
+    r = np.random.default_rng(7)
+    if kind == "linear":
+        layer, x = Linear(4, 5, rng=r, dtype=np.float64), r.standard_normal((3, 4))
+    else:
+        layer, x = Conv2d(2, 3, 3, rng=r, dtype=np.float64), r.standard_normal((2, 2, 5, 5))
+    model = quantize(Sequential(layer), QuantConfig(mode="fqt", grad_quantizer="ptq", grad_bits=4))
+    for name in frozen:
+        getattr(layer, name).requires_grad = False
+    layer.fqt.grad_quantizer, layer.fqt.weight_grad_quantizer = Tag(), Tag()
+    xt = Tensor(x, requires_grad=True)
+    out = model(xt)
+    out.backward(np.ones(out.shape))
+    assert xt.grad is not None and np.any(xt.grad != 0)
+    for name in ("weight", "bias"):
+        assert (getattr(layer, name).grad is None) == (name in frozen), name
+    assert len(layer.fqt.grad_quantizer.calls) == 1
+    assert len(layer.fqt.weight_grad_quantizer.calls) == (0 if "weight" in frozen else 1)
+
+
+@pytest.mark.parametrize("kind", ["linear", "conv"])
+def test_weight_path_buffer_follows_dtype_and_backend(kind):
+    """One hook, one shape, in float32, float64, array_api_strict: each Q_w(G) is a fresh quantizer's."""
+    from refqt.backend import get_backend
+
+    config = QuantConfig(mode="fqt", grad_quantizer="psq", weight_grad_bits=6, seed=4)
+    layer = Linear(5, 7, rng=RNG) if kind == "linear" else Conv2d(2, 7, 3, rng=RNG)
+    hook = quantize(Sequential(layer), config)[0].fqt
+    shape = (3, 4, 7) if kind == "linear" else (3, 7, 2, 2)
+    g64 = np.random.default_rng(8).standard_normal(shape)
+    strict = get_backend("array_api_strict")
+    q_w = make_gradient_quantizer("psq-column", 6)
+    for g in (g64.astype(np.float32), g64, strict.asarray(g64)):
+        noise = twin(hook.rng)
+        _, g_w = hook.bifurcate(g, kind=kind, need_input=False, need_weight=True)
+        matrix = np.reshape(strict.to_numpy(g), (-1, 7)) if kind == "linear" else strict.to_numpy(g)
+        want = q_w(matrix.astype(strict.to_numpy(g).dtype), noise)
+        assert type(g_w) is type(g) and g_w.dtype == g.dtype
+        np.testing.assert_array_equal(strict.to_numpy(g_w).reshape(want.shape), want)
+
+
+@pytest.mark.parametrize("bits", [1, 16])
+def test_every_bit_width_from_1_to_16_is_accepted(bits):
+    for field in ("act_bits", "weight_bits", "grad_bits", "weight_grad_bits"):
+        assert getattr(QuantConfig(**{field: bits}), field) == bits
+    with pytest.raises(ValueError, match="weight_grad_quantizer must be one of"):
+        QuantConfig(weight_grad_quantizer="psq")
+
+
+def test_loading_a_quantizer_state_without_every_layer_names_the_missing_one():
+    from refqt.fqt import load_quantizer_state, quantizer_state
+
+    model = quantize(SmallCNN(channels=4, hidden=16, rng=np.random.default_rng(0)), CONFIG)
+    state = quantizer_state(model)
+    missing = next(iter(state))
+    del state[missing]
+    with pytest.raises(KeyError, match=f"no state for quantized layers.*{missing}"):
+        load_quantizer_state(model, state)
