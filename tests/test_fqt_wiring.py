@@ -346,8 +346,10 @@ def test_weight_path_buffer_follows_dtype_and_backend(kind):
 def test_every_bit_width_from_1_to_16_is_accepted(bits):
     for field in ("act_bits", "weight_bits", "grad_bits", "weight_grad_bits"):
         assert getattr(QuantConfig(**{field: bits}), field) == bits
-    with pytest.raises(ValueError, match="weight_grad_quantizer must be one of"):
+    with pytest.raises(ValueError, match="QuantConfig: weight_grad_quantizer must be one of"):
         QuantConfig(weight_grad_quantizer="psq")
+    with pytest.raises(TypeError, match="QuantConfig: skip must be a tuple of patterns, not one string"):
+        QuantConfig(skip="conv1")
 
 
 def test_loading_a_quantizer_state_without_every_layer_names_the_missing_one():

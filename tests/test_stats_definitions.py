@@ -229,6 +229,10 @@ def test_bin_usage_counts_each_code():
     x = np.array([[0.0, 3.0], [1.0, 3.0]])
     enc = q.encode(x, q.uniform(x, np.random.default_rng(0)))
     np.testing.assert_array_equal(bin_usage(enc), [1, 1, 0, 2])
+    zeros = np.zeros((2, 2))  # every code 0: still one count per level, B + 1 of them
+    np.testing.assert_array_equal(
+        bin_usage(q.encode(zeros, q.uniform(zeros, np.random.default_rng(0)))), [4, 0, 0, 0]
+    )
 
 
 # -- Student t and the Bonferroni threshold --------------------------------------------------------
