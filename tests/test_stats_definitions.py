@@ -209,15 +209,22 @@ def test_design_quantities_use_the_input_path_quantizer_on_the_qat_gradient():
     """
     config = QuantConfig(mode="fqt", grad_quantizer="psq", grad_bits=3, weight_grad_bits=8, seed=5)
     model = two_layers(config, n_out=5)
-    x, c = batch(11, n=6, n_in=3, n_out=5)
+    r = np.random.default_rng(11)
+    x, c = r.standard_normal((2, 3, 3)), r.standard_normal((2, 3, 5))  # 2 sequences of 3 tokens: 6 rows
     table = design_quantities(model, linear_loss, (x, c))
     w2q = quantize_forward(model[1].weight.data, 8, "zero_aligned")
     q_b = make_gradient_quantizer("psq", 3)
-    for name, g in (("1", c), ("0", c @ w2q)):
+    for name, g in (("1", c.reshape(6, 5)), ("0", (c @ w2q).reshape(6, 4))):
         row = table[name]
         assert row["conditional_variance"] == pytest.approx(q_b.conditional_variance(g), rel=1e-12), name
         assert row["variance_bound"] == pytest.approx(q_b.variance_bound(g), rel=1e-12), name
         assert (row["rows"], row["cols"]) == g.shape
+    # a layer without an input-path quantizer is left out, the others are still reported
+    model[0].fqt.grad_quantizer = None
+    assert list(design_quantities(model, linear_loss, (x, c))) == ["1"]
+    model[1].fqt.grad_quantizer = None
+    model[0].fqt.grad_quantizer = q_b
+    assert list(design_quantities(model, linear_loss, (x, c))) == ["0"]
 
 
 # -- bin usage -------------------------------------------------------------------------------------
@@ -282,7 +289,11 @@ def test_threshold_is_the_two_sided_bonferroni_student_t_quantile(layers, k, dir
     assert 2 * layers * directions * scipy.stats.t.sf(result["threshold"], k - 1) == pytest.approx(
         alpha, rel=1e-7
     )
-    assert all(v["t"].shape == (directions,) for v in result["layers"].values())
+    assert (result["alpha"], result["k"], result["directions"]) == (alpha, k, directions)
+    for v in result["layers"].values():
+        assert v["t"].shape == (directions,)
+        assert v["max_abs_t"] == np.max(np.abs(v["t"]))
+        assert v["rejected"] == (v["max_abs_t"] > result["threshold"])
 
 
 def test_default_threshold_is_the_one_the_docstring_quotes():
@@ -356,3 +367,51 @@ def test_a_bias_just_above_the_stated_detection_limit_is_rejected(seed):
 def test_stated_false_alarm_rates_of_the_margins_used_in_the_tests(where, margin, stated):
     """Each margin in standard errors is the two-sided normal quantile of the rate its docstring states."""
     assert 2 * scipy.stats.norm.sf(margin) == pytest.approx(stated, rel=0.06), where  # 3.8e-8 ≈ 4e-8
+
+
+def test_unbiasedness_test_defaults_are_the_documented_ones():
+    result = unbiasedness_test(one_layer(FQT), linear_loss, batch(0, n=4), np.random.default_rng(0))
+    assert (result["alpha"], result["k"], result["directions"]) == (1e-6, 64, 16)
+
+
+def test_projected_t_round_off_rule_scales_with_the_reference_and_each_direction():
+    """No spread means ptp(s) ≤ 1e-9·‖v‖·‖g‖ (round-off of a large g); below that a real spread is tested."""
+    r = np.random.default_rng(0)
+    big = np.full(4, 1e6)  # ‖g‖ = 2e6: allowance 2e-3·‖v‖
+    v = np.array([[1.0, 0, 0, 0], [0, 0, 0, 1e3]])
+    jitter = big + 1e-6 * r.standard_normal((8, 4))  # spread ~1e-6·‖v‖: round-off of g, no test
+    np.testing.assert_array_equal(projected_t_statistics(jitter, big, v), [0.0, 0.0])
+    off = big + 1e-5  # all draws equal, off g by far less than the allowance: no bias either
+    np.testing.assert_array_equal(projected_t_statistics(np.tile(off, (3, 1)), big, v), [0.0, 0.0])
+    # the allowance is per direction: along v₁ (‖v₁‖ = 1e3) a spread of 1e-2 is round-off, along v₀ it is not
+    spread = big + np.outer([0.0, 1e-2, 0.0, 1e-2], [1, 0, 0, 1e-3 * 0.5])
+    t = projected_t_statistics(spread, big, v)
+    assert np.isfinite(t[0]) and t[0] > 0 and t[1] == 0
+    tiny = np.full(4, 1e-12)  # ‖g‖ ≪ 1: the allowance shrinks with it, a 1e-15 spread is tested
+    draws = tiny + 1e-15 * r.standard_normal((8, 4))
+    assert np.all(projected_t_statistics(draws, tiny, v) != 0)
+
+
+def test_statistics_name_what_they_need():
+    with pytest.raises(ValueError, match="sampling_variance: need at least 2 batches, got 1"):
+        sampling_variance(one_layer(FQT), linear_loss, [batch(0)])
+    with pytest.raises(ValueError, match="projected_t_statistics: need at least 2 draws, got 1"):
+        projected_t_statistics(np.zeros((1, 2)), np.zeros(2), np.ones((1, 2)))
+    plain = Sequential(Linear(3, 2, rng=np.random.default_rng(0), dtype=np.float64))
+    for fn in (variance_terms, quantization_variance):
+        with pytest.raises(ValueError, match=r"no quantized layer; call refqt\.fqt\.quantize first"):
+            fn(plain, linear_loss, [batch(0)])
+
+
+def test_variance_terms_standard_errors():
+    """One draw: the standard errors are NaN (no warning); two or more: s/√n of the per-draw values."""
+    model = two_layers(FQT)
+    one = variance_terms(model, linear_loss, [batch(1, n=3)], k=1)
+    assert np.all(np.isnan(one["terms_stderr"])) and np.all(np.isnan(one["total_stderr"]))
+    many = variance_terms(model, linear_loss, [batch(1, n=3)], k=2)
+    assert np.all(np.isfinite(many["terms_stderr"])) and np.all(np.isfinite(many["total_stderr"]))
+    big = variance_terms(model, linear_loss, [batch(1, n=3), batch(2, n=3)], k=50)
+    # per-draw squared distances have a spread of the order of their mean: SE ≈ mean/√100, not mean·√100
+    on_diagonal = np.diag(big["terms"]) > 0
+    ratio = np.diag(big["terms_stderr"])[on_diagonal] / np.diag(big["terms"])[on_diagonal]
+    assert np.all((ratio > 0.02) & (ratio < 0.5)), ratio
