@@ -415,3 +415,39 @@ def test_variance_terms_standard_errors():
     on_diagonal = np.diag(big["terms"]) > 0
     ratio = np.diag(big["terms_stderr"])[on_diagonal] / np.diag(big["terms"])[on_diagonal]
     assert np.all((ratio > 0.02) & (ratio < 0.5)), ratio
+
+
+def test_student_t_refuses_what_it_cannot_compute_and_keeps_its_ends():
+    from refqt.stats.student import regularized_incomplete_beta
+
+    assert (
+        regularized_incomplete_beta(2.0, 3.0, 0.0) == 0.0
+        and regularized_incomplete_beta(2.0, 3.0, 1.0) == 1.0
+    )
+    assert regularized_incomplete_beta(2.0, 3.0, 0.25) == pytest.approx(
+        scipy.stats.beta.cdf(0.25, 2, 3), rel=1e-12
+    )
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match=r"regularized_incomplete_beta: x = .* is outside \[0, 1\]"):
+            regularized_incomplete_beta(2.0, 3.0, bad)
+    for bad in (0.0, 0.5, 0.7):
+        with pytest.raises(ValueError, match=r"t_quantile_upper: alpha must lie in \(0, 0\.5\)"):
+            t_quantile_upper(bad, 5)
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match="t_tail: degrees of freedom must be positive"):
+            t_tail(1.0, bad)
+    assert t_tail(0.0, 7) == 0.5
+
+
+def test_quantization_variance_needs_two_draws_in_all():
+    model = one_layer(FQT)
+    assert quantization_variance(model, linear_loss, [batch(0)], k=2)["k"] == 2  # 1 batch · 2 draws: enough
+    with pytest.raises(ValueError, match=r"^quantization_variance: need at least 2 draws in all"):
+        quantization_variance(model, linear_loss, [batch(0)], k=1)
+    with pytest.raises(ValueError, match=r"^quantization_variance: no batches given"):
+        quantization_variance(model, linear_loss, [], k=4)
+    with pytest.raises(ValueError, match=r"^draw_layer_gradients: k must be ≥ 1, got 0"):
+        quantization_variance(model, linear_loss, [batch(0)], k=0)
+    plain = Sequential(Linear(3, 2, rng=np.random.default_rng(0), dtype=np.float64))
+    with pytest.raises(ValueError, match=r"^refqt\.stats: the model has no quantized layer"):
+        quantization_variance(plain, linear_loss, [batch(0)])
