@@ -451,3 +451,15 @@ def test_quantization_variance_needs_two_draws_in_all():
     plain = Sequential(Linear(3, 2, rng=np.random.default_rng(0), dtype=np.float64))
     with pytest.raises(ValueError, match=r"^refqt\.stats: the model has no quantized layer"):
         quantization_variance(plain, linear_loss, [batch(0)])
+
+
+def test_a_frozen_parameter_counts_as_a_zero_gradient():
+    """A quantized layer's parameter that gets no gradient (frozen bias) enters its ∇Θ^(l) as zeros."""
+    from refqt.stats import draw_layer_gradients
+
+    model = one_layer(FQT)
+    model[0].bias.requires_grad = False
+    draws = draw_layer_gradients(model, linear_loss(model, batch(0)), 2, free_graph=True)["0"]
+    assert draws.shape == (2, 3 * 2 + 2) and draws.dtype == np.float64
+    np.testing.assert_array_equal(draws[:, -2:], 0.0)
+    assert np.all(draws[:, :-2] != 0)
