@@ -19,6 +19,7 @@ import math
 
 import numpy as np
 import pytest
+from bernstein import bernstein_rejections
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -27,7 +28,6 @@ from refqt.quant import PSQ, ZeroPSQ, fast, make_gradient_quantizer
 from refqt.quant.grid import AffineGrid, zero_aligned_params
 from refqt.quant.psq_zero import zero_aligned_rows
 
-ALPHA = 1e-6
 SAMPLES = 20000
 AXES = ["row", "channel"]
 
@@ -39,16 +39,6 @@ def relu_like(shape=(8, 12), sigma=1.5, zeros=0.5, seed=0):
     x = r.standard_normal(shape) * scale
     x[r.random(shape) < zeros] = 0.0
     return x
-
-
-def bernstein_rejections(samples, x, var, bound, alpha=ALPHA):
-    """Elements whose sample mean is farther from x than Bernstein allows at level alpha/n each."""
-    s = samples.shape[0]
-    log_term = math.log(2 * x.size / alpha)
-    a = 2 * bound * log_term / 3
-    threshold = (a + np.sqrt(a * a + 8 * s * var * log_term)) / (2 * s)
-    deviation = np.abs(samples.mean(axis=0) - x)
-    return int(np.sum(deviation > threshold + 1e-12 * np.abs(x).max()))
 
 
 def one_step(q, x):

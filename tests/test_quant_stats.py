@@ -30,6 +30,7 @@ import math
 
 import numpy as np
 import pytest
+from bernstein import bernstein_rejections
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -54,16 +55,6 @@ def error_bound(q, x):
     if t is None:
         return np.broadcast_to(grid.step, y.shape).reshape(x.shape)
     return np.broadcast_to((np.abs(t.inverse_matrix()) @ grid.step[:, 0])[:, None], x.shape)
-
-
-def bernstein_rejections(samples, x, var, bound, alpha=ALPHA):
-    """Elements whose sample mean is farther from x than Bernstein allows at level alpha/n each."""
-    s = samples.shape[0]
-    log_term = math.log(2 * x.size / alpha)
-    a = 2 * bound * log_term / 3
-    threshold = (a + np.sqrt(a * a + 8 * s * var * log_term)) / (2 * s)
-    deviation = np.abs(samples.mean(axis=0) - x)
-    return int(np.sum(deviation > threshold + 1e-12 * np.abs(x).max()))
 
 
 def variance_matches(sq, cv):
