@@ -1,4 +1,4 @@
-"""BHQ's grouping (:func:`refqt.quant.block_householder`) against the plain loop of THEORY.md §3.
+"""BHQ's grouping (:func:`refqt.quant.block_householder`) against the plain loop of docs/theory/quantizers.md.
 
 :func:`block_householder` finds ``Z``, the groups and the pre-scales with
 array operations. :func:`grouping_loop` below is the documented reference,
@@ -32,7 +32,7 @@ def small_row_count_loop(srt: np.ndarray) -> int:
 
 
 def grouping_loop(ranges: np.ndarray) -> tuple[list[np.ndarray], np.ndarray, int]:
-    """``(groups, scales, K)`` by the loops of THEORY.md §3 (see :func:`block_householder`)."""
+    """``(groups, scales, K)`` by the loops of docs/theory/quantizers.md (see :func:`block_householder`)."""
     lam = np.asarray(ranges, dtype=np.float64).reshape(-1) + RANGE_EPS
     n = lam.size
     order = np.argsort(-lam, kind="stable")
