@@ -583,11 +583,7 @@ def part_transformer(
         for b in sorted({*suite.transformer_side_bits, *suite.transformer_bits}, reverse=True)
         for q in QUANTIZERS
     ]
-    bars = [
-        (lab, table[lab]["mean"], table[lab]["ci"], f"{table[lab]['ok']}/{table[lab]['n']}")
-        for lab in order
-        if lab in table
-    ]
+    bars = [_bar(table[lab], lab) for lab in order if lab in table]
     figure = plot_settings(
         [("synthetic translation, per-token gradient quantization", bars)],
         os.path.join(out, "translation_bleu.png"),
