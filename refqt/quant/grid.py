@@ -113,6 +113,30 @@ def host_float(xp: Any, work: Any) -> Any:
     return np.float64 if work == xp.float64 else np.float32
 
 
+def host_grid(
+    step: np.ndarray, kmin: np.ndarray, levels: int, backend: Any, work: Any, lo: np.ndarray | None = None
+) -> AffineGrid:
+    """Grid from host (NumPy) ``step``, ``kmin`` and ``lo``, already in their broadcast shape.
+
+    Shapes (N, 1) per row, (1, D) per column, (1, 1) per tensor. Each step is
+    raised to the smallest normal number of ``work`` (as :func:`finite_step`),
+    the arrays are moved to ``backend`` in ``work``, and ``kmax = kmin + B``.
+    ``lo`` None: the origin is 0.
+    """
+    xp = backend.xp
+    step = np.maximum(step, np.finfo(host_float(xp, work)).smallest_normal)  # as finite_step, per entry
+    step_w = xp.astype(backend.asarray(step), work)
+    kmin_w = xp.astype(backend.asarray(kmin), work)
+    return AffineGrid(
+        step=step_w,
+        inv_step=1.0 / step_w,
+        kmin=kmin_w,
+        kmax=kmin_w + float(levels),
+        levels=levels,
+        lo=None if lo is None else xp.astype(backend.asarray(lo), work),
+    )
+
+
 def check_span(owner: str, half_widest: float, dtype: Any) -> None:
     """NonFiniteInputError unless a range max − min fits ``dtype``; given ``max/2 − min/2``.
 

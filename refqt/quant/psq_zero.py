@@ -36,7 +36,7 @@ import numpy as np
 
 from refqt.backend import backend_of
 from refqt.quant.checks import work_dtype
-from refqt.quant.grid import AffineGrid, check_span, host_float
+from refqt.quant.grid import AffineGrid, check_span, host_grid
 from refqt.quant.psq import PSQ, channel_layout
 
 
@@ -107,23 +107,14 @@ class ZeroPSQ(PSQ):
         xp = backend.xp
         work = work_dtype(xp, y2.dtype)
         lo, step, kmin = self._zero_grid(y2, fast_path, shape)
-        step = np.maximum(step, np.finfo(host_float(xp, work)).smallest_normal)  # as finite_step, per row
         _, _, positions = channel_layout(shape)
 
         def as_grid(a: np.ndarray) -> np.ndarray:  # per row (N,) -> (N, 1); per channel (C,) -> (1, C·S)
             return a[:, None] if self.axis == "row" else np.repeat(a, positions)[None, :]
 
-        step_w = xp.astype(backend.asarray(as_grid(step)), work)
-        kmin_w = xp.astype(backend.asarray(as_grid(kmin)), work)
         has_lo = bool(np.any(lo != 0.0))
-        return AffineGrid(
-            step=step_w,
-            inv_step=1.0 / step_w,
-            kmin=kmin_w,
-            kmax=kmin_w + float(self.levels),
-            levels=self.levels,
-            lo=xp.astype(backend.asarray(as_grid(lo)), work) if has_lo else None,
-            y_nonnegative=False,
+        return host_grid(
+            as_grid(step), as_grid(kmin), self.levels, backend, work, as_grid(lo) if has_lo else None
         )
 
     def variance_bound(self, x: Any) -> float:

@@ -21,7 +21,7 @@ import numpy as np
 from refqt.backend import backend_of
 from refqt.quant.base import GradientQuantizer
 from refqt.quant.checks import work_dtype
-from refqt.quant.grid import AffineGrid, host_float, zero_aligned_grid, zero_aligned_params
+from refqt.quant.grid import AffineGrid, host_grid, zero_aligned_grid, zero_aligned_params
 
 MAX_SHIFT = 4
 """Largest per-sample shift (the rebuttal: "[0, 4] is enough")."""
@@ -67,16 +67,7 @@ class PerSampleShift(GradientQuantizer):
             return zero_aligned_grid(
                 float(xp.min(mins)), float(xp.max(maxs)), self.levels, xp, work, self.label
             )
-        steps = np.maximum(steps, np.finfo(host_float(xp, work)).smallest_normal)  # as finite_step, per row
-        step_w = xp.astype(backend.asarray(steps[:, None]), work)
-        kmin_w = xp.full((1, 1), float(kmin), dtype=work)
-        return AffineGrid(
-            step=step_w,
-            inv_step=1.0 / step_w,
-            kmin=kmin_w,
-            kmax=kmin_w + float(self.levels),
-            levels=self.levels,
-        )
+        return host_grid(steps[:, None], np.full((1, 1), float(kmin)), self.levels, backend, work)
 
     def shifts(self, x: Any) -> np.ndarray:
         """The per-sample shifts ``k_i`` (host int array, (N,)) chosen for ``x``."""
