@@ -90,17 +90,19 @@ class ZeroPSQ(PSQ):
         extra = "" if self.axis == "row" else f", axis={self.axis!r}"
         return f"ZeroPSQ(bits={self.bits}{extra})"
 
-    def _zero_grid(self, y2: Any, fast_path: bool, shape: tuple[int, ...]) -> tuple[np.ndarray, ...]:
-        """Host ``(lo, step, kmin)`` per row (N,) or per channel (C,), from the ranges of ``y2``."""
+    def _host_ranges(self, y2: Any, fast_path: bool, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """Host float64 ``(mins, maxs)`` per row (N,) or per channel (C,) of ``y2``."""
         backend = backend_of(y2)
         xp = backend.xp
         if self.axis == "row":
             mins, maxs = self._ranges(y2, fast_path, axis=1)
         else:
             mins, maxs = self._channel_ranges(y2, fast_path, shape)
-        lo_h = backend.to_numpy(xp.astype(mins, xp.float64))
-        hi_h = backend.to_numpy(xp.astype(maxs, xp.float64))
-        return zero_aligned_rows(lo_h, hi_h, self.levels, self.label)
+        return backend.to_numpy(xp.astype(mins, xp.float64)), backend.to_numpy(xp.astype(maxs, xp.float64))
+
+    def _zero_grid(self, y2: Any, fast_path: bool, shape: tuple[int, ...]) -> tuple[np.ndarray, ...]:
+        """Host ``(lo, step, kmin)`` per row (N,) or per channel (C,), from the ranges of ``y2``."""
+        return zero_aligned_rows(*self._host_ranges(y2, fast_path, shape), self.levels, self.label)
 
     def _grid(self, y2: Any, fast_path: bool, shape: tuple[int, ...]) -> AffineGrid:
         backend = backend_of(y2)
@@ -122,12 +124,9 @@ class ZeroPSQ(PSQ):
         _, x2, _ = self._rows(x)
         if x2.size == 0:
             return 0.0
-        _, step, _ = self._zero_grid(x2, False, tuple(x.shape))
-        if self.axis == "row":
-            mins, maxs = self._ranges(x2, False, axis=1)
-        else:
-            mins, maxs = self._channel_ranges(x2, False, tuple(x.shape))
-        nonzero = backend_of(x2).to_numpy((mins != 0) | (maxs != 0))
+        mins, maxs = self._host_ranges(x2, False, tuple(x.shape))
+        _, step, _ = zero_aligned_rows(mins, maxs, self.levels, self.label)
+        nonzero = (mins != 0) | (maxs != 0)
         length = x2.size // step.shape[0]
         return float(length * np.sum(step[nonzero] ** 2) / 4.0)
 
