@@ -150,7 +150,7 @@ class LayerQuantizer:
         if need_input and self.quantize_input_grad and self.grad_quantizer is not None:
             q = self.grad_quantizer
             rows = gradient_rows(g, kind)
-            if self.captured is not None and getattr(q, "has_codes", True):  # same noise, keeping the codes
+            if self.captured is not None and q.has_codes:  # same noise, keeping the codes
                 encoded = q.encode(rows, q.uniform(rows, self.rng))
                 g_in = xp.reshape(q.decode(encoded), g.shape)
             else:

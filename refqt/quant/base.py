@@ -78,6 +78,8 @@ class GradientQuantizer:
     """
 
     name = "gradient-quantizer"
+    has_codes = True
+    """``encode`` gives affine integer codes (a layer capturing gradients keeps them)."""
 
     def __init__(self, bits: int = 8):
         self.bits = check_bits(type(self).__name__, bits)
