@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from refqt import ops
+from refqt.autodiff import is_grad_enabled
 from refqt.backend import namespace
 from refqt.fqt.config import QuantConfig
 from refqt.fqt.functions import QuantConv2d, QuantLinear
@@ -112,8 +113,9 @@ class LayerQuantizer:
 
         Quantized from the float input and weight in the forward pass, as a
         recipe does; None where the backward reuses the forward's operand.
+        Nothing under :func:`~refqt.autodiff.no_grad` (no backward will run).
         """
-        if self.config.mode != "fqt":
+        if self.config.mode != "fqt" or not is_grad_enabled():
             return {}
         x_fmt, w_fmt = self.wgrad_act_format, self.dgrad_weight_format
         return {
