@@ -36,7 +36,7 @@ import numpy as np
 
 from refqt.data import load_digits, train_test_split
 from refqt.experiments import registry
-from refqt.experiments.train_config import TrainConfig
+from refqt.experiments.train_config import TrainConfig, is_int
 from refqt.experiments.training import classification_loss, evaluate, train_epoch
 from refqt.fqt import QuantConfig, load_quantizer_state, quantize, quantizer_state
 from refqt.nn import Module
@@ -90,8 +90,8 @@ class RunSpec(TrainConfig):
         self._require("dataset", self.dataset == "digits", "'digits' (the reproduction's data)")
         self._require("backend", self.backend == "numpy", "'numpy' (the reproduction's runs)")
         self._require("measure_variance", isinstance(self.measure_variance, bool), "True or False")
-        self._require("variance_batches", _at_least(self.variance_batches, 2), "an integer >= 2")
-        self._require("variance_draws", _at_least(self.variance_draws, 1), "an integer >= 1")
+        self._require("variance_batches", is_int(self.variance_batches, 2), "an integer >= 2")
+        self._require("variance_draws", is_int(self.variance_draws, 1), "an integer >= 1")
 
     @property
     def group(self) -> str:
@@ -101,10 +101,6 @@ class RunSpec(TrainConfig):
     def config(self) -> QuantConfig:
         """The run's :class:`QuantConfig` (:meth:`TrainConfig.quant_config`)."""
         return self.quant_config()
-
-
-def _at_least(value: Any, low: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= low
 
 
 def digits_split(limit: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

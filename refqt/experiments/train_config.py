@@ -92,21 +92,21 @@ class TrainConfig:
             "quantizer", self.quantizer in QUANTIZERS, f"one of {QUANTIZERS} (exact and QAT ignore it)"
         )
         for name in ("bits", "act_bits", "weight_bits"):
-            self._require(name, _is_int(getattr(self, name), 1, 16), "an integer in 1..16")
+            self._require(name, is_int(getattr(self, name), 1, 16), "an integer in 1..16")
         for name in ("epochs", "batch_size"):
-            self._require(name, _is_int(getattr(self, name), 1), "an integer >= 1")
+            self._require(name, is_int(getattr(self, name), 1), "an integer >= 1")
         self._require("lr", _is_number(self.lr) and self.lr > 0, "> 0")
         self._require("momentum", _is_number(self.momentum) and 0 <= self.momentum < 1, "in [0, 1)")
         self._require("weight_decay", _is_number(self.weight_decay) and self.weight_decay >= 0, ">= 0")
         self._require("schedule", self.schedule in SCHEDULES, f"one of {SCHEDULES}")
-        self._require("seed", _is_int(self.seed, 0), "an integer >= 0")
+        self._require("seed", is_int(self.seed, 0), "an integer >= 0")
         backends = (*BACKEND_NAMES, "auto")
         self._require("backend", self.backend in backends, f"one of {backends}")
         if self.backend == "cupy" and not gpu_available():
             raise ConfigError(
                 type(self).__name__, "backend", "one that works here", "cupy (no GPU, or no CuPy)"
             )
-        self._require("limit", self.limit is None or _is_int(self.limit, 2), "None or an integer >= 2")
+        self._require("limit", self.limit is None or is_int(self.limit, 2), "None or an integer >= 2")
         self.quant_config()  # and whatever else QuantConfig checks
 
     def _require(self, field: str, ok: bool, expected: str) -> None:
@@ -182,7 +182,8 @@ class ConfigError(ValueError):
         self.value = value
 
 
-def _is_int(value: Any, low: int, high: int | None = None) -> bool:
+def is_int(value: Any, low: int, high: int | None = None) -> bool:
+    """``value`` is an int (not a bool) in ``low … high`` (no upper end when ``high`` is None)."""
     ok = isinstance(value, int) and not isinstance(value, bool) and value >= low
     return ok and (high is None or value <= high)
 
