@@ -35,7 +35,6 @@ import json
 import multiprocessing
 import os
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -64,7 +63,7 @@ from refqt.experiments.plots import (
     plot_variance_vs_bits,
 )
 from refqt.experiments.runspec import RunSpec, build_model, digits_split, run_spec, train
-from refqt.experiments.train import check_folder_path
+from refqt.experiments.train import check_folder_path, write_atomic
 from refqt.experiments.training import classification_loss
 from refqt.experiments.transformer_regime import regime_run
 from refqt.experiments.variance_cmd import probe_batches, variance_vs_bits
@@ -380,18 +379,8 @@ def read_results(path: str) -> dict[str, Any] | None:
 
 
 def write_results(path: str, results: dict[str, Any]) -> None:
-    """Write ``results`` as JSON to ``path`` atomically (temporary file, then rename)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(results, f, indent=1, default=_json_default)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """Write ``results`` as JSON to ``path`` atomically (:func:`~refqt.experiments.train.write_atomic`)."""
+    write_atomic(Path(path), json.dumps(results, indent=1, default=_json_default))
 
 
 def _plain(value: Any) -> Any:

@@ -198,8 +198,8 @@ def train_run(
             say(f"resuming {out}: no epoch had finished; starting at epoch 1")
     out.mkdir(parents=True, exist_ok=True)
     (out / DIVERGED_FILE).unlink(missing_ok=True)
-    _write_atomic(out / CONFIG_FILE, json.dumps(config.to_dict(), indent=2) + "\n")
-    _write_atomic(out / METRICS_FILE, "".join(json.dumps(row) + "\n" for row in history))
+    write_atomic(out / CONFIG_FILE, json.dumps(config.to_dict(), indent=2) + "\n")
+    write_atomic(out / METRICS_FILE, "".join(json.dumps(row) + "\n" for row in history))
 
     noise = NoiseMonitor(model, out / NOISE_FILE)
     noise.keep_before(step)  # a resumed run logs its repeated steps again
@@ -582,11 +582,11 @@ def _stop(out: Path, history: list[dict[str, Any]], epoch: int, batch: int, step
         f"kept {kept} and {len(history)} metrics line(s) in {out}; try a smaller --lr or more --bits"
     )
     record = {"epoch": epoch, "batch": batch, "step": step, "reason": what, "message": message}
-    _write_atomic(out / DIVERGED_FILE, json.dumps(record, indent=2) + "\n")
+    write_atomic(out / DIVERGED_FILE, json.dumps(record, indent=2) + "\n")
     raise TrainingDiverged(message, epoch, batch, step, list(history))
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to a temporary file beside ``path`` and rename it over ``path``."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
     try:
