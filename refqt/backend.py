@@ -18,6 +18,12 @@ Three backends exist:
 Nothing here reads environment variables; a backend is picked explicitly by
 name (``get_backend("cupy")``) or found from an array (``backend_of(x)``).
 
+Which *algorithm* an op runs is decided here too, by :func:`device_path`:
+the GPU algorithms (:mod:`refqt.gpu`: a few large kernels per op, noise
+drawn on the device) run on CuPy arrays, and on NumPy arrays only inside
+:func:`emulate_device` -- the switch that lets a machine without a GPU test
+their maths. Everywhere else NumPy takes the readable reference / CPU paths.
+
 Randomness is explicit: callers pass a ``numpy.random.Generator`` (or a
 ``cupy.random.Generator`` on the GPU); nothing draws from global state. With a
 NumPy generator every backend gets bit-identical random numbers.
@@ -25,6 +31,8 @@ NumPy generator every backend gets bit-identical random numbers.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
 
@@ -225,3 +233,40 @@ def is_array(obj: Any) -> bool:
 def namespace(a: Any) -> ModuleType:
     """Shorthand for ``backend_of(a).xp``."""
     return backend_of(a).xp
+
+
+_EMULATE = [False]
+
+
+def device_path(a: Any) -> bool:
+    """Whether ops on array ``a`` take the GPU algorithms of :mod:`refqt.gpu`.
+
+    True for CuPy arrays; for NumPy arrays only inside :func:`emulate_device`;
+    never for ``array_api_strict`` (it has no ``native`` module to run them on).
+    This is the one place that chooses between the CPU and the GPU paths.
+    """
+    if isinstance(a, np.ndarray | np.generic):
+        return _EMULATE[0]
+    return array_api_compat.is_cupy_array(a)
+
+
+@contextmanager
+def emulate_device(on: bool = True) -> Iterator[None]:
+    """Run the GPU algorithms on NumPy arrays inside a ``with`` block.
+
+    The GPU paths are written with the ``native`` module (``numpy`` or ``cupy``)
+    and, where CuPy fuses an elementwise chain into one kernel, a NumPy mirror
+    of the same formula; inside this block NumPy arrays take them, so CI tests
+    their maths without a GPU::
+
+        with emulate_device():
+            y = conv2d(x, w)      # the GPU algorithm, computed by NumPy
+
+    Not thread-safe: it flips a module-level switch and restores it on exit.
+    """
+    before = _EMULATE[0]
+    _EMULATE[0] = bool(on)
+    try:
+        yield
+    finally:
+        _EMULATE[0] = before
