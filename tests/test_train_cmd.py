@@ -458,3 +458,26 @@ def test_killed_at_random_moments_and_resumed_gives_the_uninterrupted_metrics(tm
         assert kills < 30
     assert kills >= 3  # the property was exercised, not just one clean run
     assert _lines(out) == [{k: v for k, v in r.items() if k != "seconds"} for r in straight]
+
+
+def test_a_recipe_run_trains_under_the_recipes_quantizers(tmp_path, capsys):
+    from refqt.experiments.train_cmd import default_out
+    from refqt.fqt.config import recipe
+
+    config = TrainConfig(**FAST, mode="fqt", recipe="nvfp4", seed=3)
+    assert config.quant_config() == recipe("nvfp4", seed=3)
+    assert config.label == "NVFP4 recipe" and default_out(config).endswith("-fqt-nvfp4-seed3")
+    argv = ["train", "--mode", "fqt", "--recipe", "nvfp4", "--bits", "4", "--batch-size", "256", "--lr", "0.2"]
+    assert main([*argv, "--epochs", "2", "--out", str(tmp_path / "r"), "--quiet"]) == 0
+    assert capsys.readouterr().err.strip() == "refqt: warning: --recipe nvfp4 ignores --bits 4"
+    rows = _lines(tmp_path / "r")
+    assert [(r["quantizer"], r["bits"]) for r in rows] == [("nvfp4", None)] * 2
+    assert rows[1]["test_accuracy"] > 0.2  # it learns (chance: 0.1)
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["recipe"] == "nvfp4"
+
+
+def test_a_recipe_outside_fqt_or_unknown_is_one_line(tmp_path, capsys):
+    assert main(["train", "--mode", "qat", "--recipe", "mxfp8", "--out", str(tmp_path / "a")]) == 2
+    assert capsys.readouterr().err.strip() == "refqt: error: --recipe must be used with mode 'fqt' only, got mxfp8"
+    with pytest.raises(ValueError, match="recipe must be None or one of"):
+        TrainConfig(recipe="fp2")

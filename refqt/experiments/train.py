@@ -84,8 +84,8 @@ EPOCH_FIELDS = (
     "lr",  # learning rate of the epoch's last step
     "seconds",  # wall time of the epoch, evaluation included
     "mode",
-    "quantizer",
-    "bits",
+    "quantizer",  # the FQT gradient quantizer, or the recipe's name (``--recipe``)
+    "bits",  # its bits (None under a recipe, which sets its own formats)
     "model",
     "dataset",
     "seed",
@@ -233,8 +233,8 @@ def train_run(
             "lr": train["lr"],
             "seconds": time.perf_counter() - start,
             "mode": config.mode,
-            "quantizer": config.quantizer,
-            "bits": config.bits,
+            "quantizer": config.quantizer if config.recipe is None else config.recipe,
+            "bits": config.bits if config.recipe is None else None,
             "model": config.model,
             "dataset": config.dataset,
             "seed": config.seed,

@@ -3,6 +3,7 @@
 ::
 
     refqt train --model cnn --dataset digits --mode fqt --quantizer bhq --bits 5 --epochs 10
+    refqt train --model cnn --mode fqt --recipe nvfp4     # NVIDIA's NVFP4 recipe (docs/theory/formats.md)
     refqt train --model mlp --dataset mnist --data-dir ~/data/mnist --out runs/mnist-mlp
     refqt train --out runs/mnist-mlp ... --resume      # continue an interrupted run
 
@@ -27,12 +28,14 @@ from refqt.backend import BACKEND_NAMES
 from refqt.experiments.registry import DATASETS, MODELS
 from refqt.experiments.train import TrainingDiverged, check_folder_path, train_run
 from refqt.experiments.train_config import QUANTIZERS, SCHEDULES, ConfigError, TrainConfig
-from refqt.fqt.config import MODES
+from refqt.fqt.config import MODES, RECIPES
 
 
 def default_out(config: TrainConfig) -> str:
-    """``runs/<model>-<dataset>-<mode>[-<quantizer><bits>]-seed<seed>``."""
+    """``runs/<model>-<dataset>-<mode>[-<quantizer><bits> | -<recipe>]-seed<seed>``."""
     mode = f"fqt-{config.quantizer}{config.bits}" if config.mode == "fqt" else config.mode
+    if config.recipe is not None:
+        mode = f"fqt-{config.recipe}"
     return f"runs/{config.model}-{config.dataset}-{mode}-seed{config.seed}"
 
 
@@ -76,11 +79,14 @@ def run(args: argparse.Namespace) -> int:
     check_folder_path(Path(out))
     ignored = ignored_options(config)
     if ignored:
-        warn(f"--mode {config.mode} ignores {', '.join(ignored)}")
+        why = f"--recipe {config.recipe}" if config.recipe is not None else f"--mode {config.mode}"
+        warn(f"{why} ignores {', '.join(ignored)}")
     resume = "if-possible" if args.resume_if_possible else args.resume
     if not args.quiet:
         mode = config.mode
-        if config.mode == "fqt":
+        if config.recipe is not None:
+            mode += f" ({config.recipe.upper()} recipe)"
+        elif config.mode == "fqt":
             mode += f" ({config.quantizer.upper()} {config.bits}-bit gradients)"
         print(
             f"{config.model} on {config.dataset}, {mode}, {config.epochs} epochs, "
@@ -119,6 +125,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add("--mode", choices=MODES, default=d.mode, help="exact, QAT (forward quantized) or FQT (and gradients)")
     add("--quantizer", choices=QUANTIZERS, default=d.quantizer, help="FQT gradient quantizer")
     add("--bits", type=int, default=d.bits, help="FQT gradient bits (1-16)")
+    add(
+        "--recipe",
+        choices=tuple(RECIPES),
+        default=d.recipe,
+        help="FQT with a low-precision recipe (sets every quantizer; --quantizer and the bits are ignored)",
+    )
     add("--act-bits", type=int, default=d.act_bits, help="forward activation bits (QAT, FQT)")
     add("--weight-bits", type=int, default=d.weight_bits, help="forward weight bits (QAT, FQT)")
     add("--epochs", type=int, default=d.epochs, help="epochs in all (raise it with --resume to go on)")

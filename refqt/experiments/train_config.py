@@ -19,7 +19,7 @@ from typing import Any
 from refqt.backend import BACKEND_NAMES, gpu_available
 from refqt.experiments.registry import check_pair
 from refqt.fqt import QuantConfig
-from refqt.fqt.config import GRAD_QUANTIZERS, MODES
+from refqt.fqt.config import GRAD_QUANTIZERS, MODES, RECIPES, recipe
 
 SCHEDULES = ("cosine", "constant")
 QUANTIZERS = tuple(q for q in GRAD_QUANTIZERS if q != "none")  # "none" is QAT: use mode="qat"
@@ -42,6 +42,11 @@ class TrainConfig:
     mode : {"exact", "qat", "fqt"}
     quantizer : {"ptq", "psq", "bhq", "shift"}
         Gradient quantizer ``Q_b`` of FQT (ignored by exact and QAT).
+    recipe : {"nvfp4", "mxfp8"} or None
+        FQT only: a low-precision recipe (:data:`refqt.fqt.config.RECIPES`,
+        docs/theory/formats.md) that sets every forward and gradient
+        quantizer; ``quantizer``, ``bits``, ``act_bits`` and ``weight_bits``
+        are then ignored. None: the paper's FQT with ``quantizer``.
     bits : int
         Bits of ``Q_b`` (1..16; ignored by exact and QAT).
     act_bits, weight_bits : int
@@ -84,6 +89,7 @@ class TrainConfig:
     seed: int = 0
     backend: str = "numpy"
     limit: int | None = None
+    recipe: str | None = None
 
     def __post_init__(self) -> None:
         check_pair(self.model, self.dataset)
@@ -107,6 +113,9 @@ class TrainConfig:
                 type(self).__name__, "backend", "one that works here", "cupy (no GPU, or no CuPy)"
             )
         self._require("limit", self.limit is None or is_int(self.limit, 2), "None or an integer >= 2")
+        self._require("recipe", self.recipe is None or self.recipe in RECIPES, f"None or one of {tuple(RECIPES)}")
+        if self.recipe is not None and self.mode != "fqt":
+            raise ConfigError(type(self).__name__, "recipe", "used with mode 'fqt' only", self.recipe)
         self.quant_config()  # and whatever else QuantConfig checks
 
     def _require(self, field: str, ok: bool, expected: str) -> None:
@@ -115,14 +124,16 @@ class TrainConfig:
 
     @property
     def label(self) -> str:
-        """``"exact"``, ``"QAT"`` or, for FQT, the gradient quantizer and bits, e.g. ``"PTQ 4"``."""
+        """``"exact"``, ``"QAT"`` or, for FQT, the gradient quantizer and bits (``"PTQ 4"``) or the recipe (``"NVFP4 recipe"``)."""
+        if self.recipe is not None:
+            return f"{self.recipe.upper()} recipe"
         if self.mode == "fqt":
             return f"{self.quantizer.upper()} {self.bits}"
         return "QAT" if self.mode == "qat" else "exact"
 
     def ignored(self) -> tuple[str, ...]:
-        """The fields this config's mode does not use: exact ignores every bit width, QAT the gradient's."""
-        if self.mode == "exact":
+        """The fields this config's mode does not use: exact ignores every bit width, QAT the gradient's, a recipe all."""
+        if self.mode == "exact" or self.recipe is not None:
             return ("quantizer", "bits", "act_bits", "weight_bits")
         return ("quantizer", "bits") if self.mode == "qat" else ()
 
@@ -130,8 +141,11 @@ class TrainConfig:
         """The :class:`QuantConfig` of this run (gradient noise seeded by ``seed``).
 
         Exact and QAT runs get QuantConfig's default gradient quantizer, whatever
-        ``quantizer`` and ``bits`` say: those modes do not use it.
+        ``quantizer`` and ``bits`` say: those modes do not use it. A recipe is
+        :func:`refqt.fqt.config.recipe` with this run's seed.
         """
+        if self.recipe is not None:
+            return recipe(self.recipe, seed=self.seed)
         if self.mode != "fqt":
             return QuantConfig(
                 mode=self.mode, act_bits=self.act_bits, weight_bits=self.weight_bits, seed=self.seed
