@@ -467,7 +467,8 @@ def test_a_recipe_run_trains_under_the_recipes_quantizers(tmp_path, capsys):
     config = TrainConfig(**FAST, mode="fqt", recipe="nvfp4", seed=3)
     assert config.quant_config() == recipe("nvfp4", seed=3)
     assert config.label == "NVFP4 recipe" and default_out(config).endswith("-fqt-nvfp4-seed3")
-    argv = ["train", "--mode", "fqt", "--recipe", "nvfp4", "--bits", "4", "--batch-size", "256", "--lr", "0.2"]
+    argv = ["train", "--mode", "fqt", "--recipe", "nvfp4", "--bits", "4", "--batch-size", "256"]
+    argv += ["--lr", "0.2"]
     assert main([*argv, "--epochs", "2", "--out", str(tmp_path / "r"), "--quiet"]) == 0
     assert capsys.readouterr().err.strip() == "refqt: warning: --recipe nvfp4 ignores --bits 4"
     rows = _lines(tmp_path / "r")
@@ -478,6 +479,9 @@ def test_a_recipe_run_trains_under_the_recipes_quantizers(tmp_path, capsys):
 
 def test_a_recipe_outside_fqt_or_unknown_is_one_line(tmp_path, capsys):
     assert main(["train", "--mode", "qat", "--recipe", "mxfp8", "--out", str(tmp_path / "a")]) == 2
-    assert capsys.readouterr().err.strip() == "refqt: error: --recipe must be used with mode 'fqt' only, got mxfp8"
+    assert (
+        capsys.readouterr().err.strip()
+        == "refqt: error: --recipe must be used with mode 'fqt' only, got mxfp8"
+    )
     with pytest.raises(ValueError, match="recipe must be None or one of"):
         TrainConfig(recipe="fp2")

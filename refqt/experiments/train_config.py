@@ -113,7 +113,9 @@ class TrainConfig:
                 type(self).__name__, "backend", "one that works here", "cupy (no GPU, or no CuPy)"
             )
         self._require("limit", self.limit is None or is_int(self.limit, 2), "None or an integer >= 2")
-        self._require("recipe", self.recipe is None or self.recipe in RECIPES, f"None or one of {tuple(RECIPES)}")
+        self._require(
+            "recipe", self.recipe is None or self.recipe in RECIPES, f"None or one of {tuple(RECIPES)}"
+        )
         if self.recipe is not None and self.mode != "fqt":
             raise ConfigError(type(self).__name__, "recipe", "used with mode 'fqt' only", self.recipe)
         self.quant_config()  # and whatever else QuantConfig checks
@@ -124,7 +126,7 @@ class TrainConfig:
 
     @property
     def label(self) -> str:
-        """``"exact"``, ``"QAT"`` or, for FQT, the gradient quantizer and bits (``"PTQ 4"``) or the recipe (``"NVFP4 recipe"``)."""
+        """``"exact"``, ``"QAT"``, or for FQT ``"PTQ 4"`` (quantizer and bits) or ``"NVFP4 recipe"``."""
         if self.recipe is not None:
             return f"{self.recipe.upper()} recipe"
         if self.mode == "fqt":
@@ -132,7 +134,7 @@ class TrainConfig:
         return "QAT" if self.mode == "qat" else "exact"
 
     def ignored(self) -> tuple[str, ...]:
-        """The fields this config's mode does not use: exact ignores every bit width, QAT the gradient's, a recipe all."""
+        """The fields this config does not use: exact and recipes ignore every bit width, QAT the gradient's."""
         if self.mode == "exact" or self.recipe is not None:
             return ("quantizer", "bits", "act_bits", "weight_bits")
         return ("quantizer", "bits") if self.mode == "qat" else ()
