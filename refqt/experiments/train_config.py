@@ -134,7 +134,7 @@ class TrainConfig:
         return "QAT" if self.mode == "qat" else "exact"
 
     def ignored(self) -> tuple[str, ...]:
-        """The fields this config does not use: exact and recipes ignore every bit width, QAT the gradient's."""
+        """The fields this config does not use: exact and recipes ignore all bits, QAT the gradient's."""
         if self.mode == "exact" or self.recipe is not None:
             return ("quantizer", "bits", "act_bits", "weight_bits")
         return ("quantizer", "bits") if self.mode == "qat" else ()
