@@ -11,7 +11,7 @@ from refqt.experiments.training import classification_loss
 from refqt.fqt import QuantConfig, quantize
 from refqt.fqt.config import recipe
 from refqt.fqt.layer import gradient_rows
-from refqt.models import MLP
+from refqt.models import MLP, SmallCNN
 from refqt.stats.capture import capture_gradients
 from refqt.stats.noise_monitor import SQRT3, noise_ratios, read_noise_log
 from refqt.stats.student import t_quantile_upper
@@ -80,3 +80,25 @@ def test_a_resumed_run_logs_each_step_once(tmp_path):
     straight = [(r["step"], r["layer"]) for r in read_noise_log(tmp_path / "straight" / NOISE_FILE)]
     resumed = [(r["step"], r["layer"]) for r in read_noise_log(tmp_path / "resumed" / NOISE_FILE)]
     assert len({s for s, _ in straight}) >= 2 and resumed == straight
+
+
+def test_in_memory_records_equal_the_file_log(tmp_path):
+    """``NoiseMonitor(model, None)`` keeps the records the file mode writes, and cuts back alike."""
+    from refqt.experiments.training import train_epoch
+    from refqt.optim import SGD
+    from refqt.stats.noise_monitor import NoiseMonitor, read_noise_log
+
+    x, y = load_digits()
+    logs = []
+    for path in (tmp_path / "noise.jsonl", None):
+        model = quantize(
+            SmallCNN(rng=np.random.default_rng(0)),
+            QuantConfig(mode="fqt", grad_quantizer="bhq", grad_bits=4, seed=1),
+        )
+        monitor = NoiseMonitor(model, path, every=3)
+        opt = SGD(model.parameters(), lr=0.05)
+        train_epoch(model, opt, x[:256], y[:256], 32, np.random.default_rng(2), noise=monitor)
+        monitor.keep_before(6)
+        logs.append(read_noise_log(path) if path is not None else monitor.records)
+    assert logs[0] == logs[1] and {r["step"] for r in logs[1]} == {0, 3}
+    assert len(logs[1]) == 2 * 4  # four quantized layers (2 conv + 2 linear), two logged steps kept

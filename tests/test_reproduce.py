@@ -46,6 +46,13 @@ def test_tiny_reproduce_writes_every_part(tmp_path, capsys):
     assert {r["schedule"] for r in digits["runs"] if r["group"] == "cnn-constant"} == {"constant"}
     fqt = [r for r in digits["runs"] if r["mode"] == "fqt"]
     assert all(r["variance_early"]["ratio"] > 0 for r in fqt)  # a ratio beside every FQT accuracy
+    # today's recipes as rows, their and seed 0's BHQ noise ratios monitored, formats as variance rows
+    assert {("cnn", "NVFP4 recipe"), ("cnn", "MXFP8 recipe")} <= labels
+    assert "| FQT, NVFP4 recipe |" in text and "](noise_ratio.png)" in text
+    assert (out / "noise_ratio.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert {r["label"] for r in digits["noise"]} == {"BHQ 4", "NVFP4 recipe", "MXFP8 recipe"}
+    assert set(results["parts"]["variance"]["formats"]) == {"nvfp4", "nvfp4-rht", "mxfp4", "mxfp8-e4m3"}
+    assert "| nvfp4-rht |" in text
     printed = capsys.readouterr().out
     assert "done in" in printed and "Per-token 5-bit PTQ collapses" in printed  # the claims, printed
 
@@ -128,3 +135,22 @@ def test_a_diverging_run_is_a_result_not_a_crash():
     spec = RunSpec(model="mlp6", quantizer="psq", bits=2, lr=1e4, epochs=2, limit=96, measure_variance=False)
     _, result = train(spec)
     assert result["diverged"] and result["failed"]
+
+
+def test_noise_summary_takes_the_smallest_layer_and_counts_steps_below_sqrt3():
+    from refqt.experiments.reproduce import noise_summary
+
+    def rec(step, layer, r_in, r_w):
+        return {"step": step, "layer": layer, "ratio_input": r_in, "ratio_weight": r_w}
+
+    records = [
+        rec(0, "a", 9.0, 4.0),
+        rec(0, "b", 3.0, float("inf")),
+        rec(15, "a", 2.0, 1.5),
+        rec(15, "b", 5.0, 8.0),
+    ]
+    records += [rec(30, "a", 1.8, 1.8), rec(30, "b", 1.9, None)]
+    (row,) = noise_summary([{"label": "X", "seed": 0, "noise": records}, {"label": "Y", "seed": 0}])
+    assert (row["input_first"], row["input_last"]) == (3.0, 1.8)
+    assert (row["weight_first"], row["weight_last"]) == (4.0, 1.8)
+    assert row["steps"] == 3 and row["below"] == pytest.approx(1 / 3)  # only step 15 (1.5 < √3 ≈ 1.732)

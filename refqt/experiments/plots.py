@@ -189,3 +189,36 @@ def plot_settings(
             ax.set_ylabel(ylabel)
         ax.grid(True, axis="y", alpha=0.3)
     return _save(fig, path)
+
+
+def plot_noise_ratios(
+    curves: Mapping[str, Mapping[str, tuple[Sequence[int], Sequence[float]]]],
+    threshold: float,
+    path: str | os.PathLike,
+    title: str = "",
+) -> str:
+    """‖G‖/σ_q against the training step, one panel per gradient path, one line per run.
+
+    ``curves[path][run] = (steps, ratios)`` (a path is ``"input"`` or
+    ``"weight"``); the ratio is the smallest over the run's layers at that
+    step. A dashed line marks ``threshold`` (the √3 rule of thumb); the y
+    axis is logarithmic. Infinite ratios (no noise at all) are not drawn.
+    """
+    paths = list(curves)
+    fig = Figure(figsize=(4.6 * max(len(paths), 1), 3.6))
+    for i, name in enumerate(paths):
+        ax = fig.add_subplot(1, max(len(paths), 1), i + 1)
+        for run, (steps, ratios) in curves[name].items():
+            r = np.array(ratios, dtype=np.float64)
+            ok = np.isfinite(r)
+            color = COLORS.get(run.split()[0].lower())
+            ax.plot(np.array(steps)[ok], r[ok], marker=".", label=run, color=color)
+        ax.axhline(threshold, color="black", linestyle="--", linewidth=1, label=f"√3 ≈ {threshold:.2f}")
+        ax.set_yscale("log")
+        ax.set_xlabel("training step")
+        ax.set_title(f"{name} gradient path{': ' + title if title else ''}", fontsize=9)
+        if i == 0:
+            ax.set_ylabel("min over layers of ‖G‖ / σ_q")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    return _save(fig, path)

@@ -75,6 +75,8 @@ def digits_section(part: dict[str, Any]) -> list[str]:
         ]
         for r in rows:
             name = r["label"] if r["mode"] != "fqt" else f"FQT {r['label']}-bit"
+            if r.get("recipe"):
+                name = f"FQT, {r['label']}"
             lines.append(f"| {name} | {_cell(r)} | {r['ok']}/{r['n']} | {_ratio(r)} | {r['seconds']:.1f} |")
         lines.append("")
     if any(r["model"] == "cnn-constant" for r in part["table"]):
@@ -85,7 +87,47 @@ def digits_section(part: dict[str, Any]) -> list[str]:
             "Its price is one level spent on 0 (at 2 bits on rows without zeros up to 2.25× PSQ's variance).",
             "",
         ]
+    if any(r.get("recipe") for r in part["table"]):
+        lines += [
+            "*NVFP4 / MXFP8 recipe*: the SmallCNN trained under today's low-precision recipes "
+            "(`refqt train --recipe`, docs/theory/formats.md) -- every forward and gradient operand in a "
+            "block format: NVFP4 = E2M1 in blocks of 16 with E4M3 × FP32 scales, stochastic rounding "
+            "of G and a 16-point random Hadamard transform on the weight gradient; MXFP8 = E4M3 in "
+            "blocks of 32, everything rounded to nearest. Their q/s uses the recipe's own gradient "
+            "quantizers.",
+            "",
+        ]
+    lines += noise_lines(part.get("noise") or [])
     lines += [f"![accuracy]({f})" for f in part.get("figures", [])]
+    return lines
+
+
+def _ratio_cell(value: float | None) -> str:
+    return "–" if value is None else ("∞" if math.isinf(value) else f"{value:.2f}")
+
+
+def noise_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """The ‖G‖/σ_q table of the monitored runs (:func:`refqt.experiments.reproduce.noise_summary`)."""
+    if not rows:
+        return []
+    lines = [
+        "**Gradient signal over quantization noise** (seed 0; ‖G‖/σ_q of each layer's output "
+        "gradient G against the exact noise σ_q of its quantizer, the smallest over the layers, logged "
+        "every few steps; figure `noise_ratio.png`). A rule of thumb from low-precision training says "
+        "quantized gradients stop helping once this ratio falls below √3 ≈ 1.73; *below √3* is the "
+        "share of logged steps at which some layer was under it. ∞: the path rounds to nearest "
+        "(MXFP8), so it has no noise -- only a bias, which this ratio cannot see.",
+        "",
+        "| run | input path: first → last | weight path: first → last | below √3 |",
+        "|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['label']} | {_ratio_cell(r['input_first'])} → {_ratio_cell(r['input_last'])} | "
+            f"{_ratio_cell(r['weight_first'])} → {_ratio_cell(r['weight_last'])} | "
+            f"{100 * r['below']:.0f}% of {r['steps']} |"
+        )
+    lines.append("")
     return lines
 
 
@@ -143,6 +185,15 @@ def variance_section(part: dict[str, Any]) -> list[str]:
         cells = [f"{part['quantization'][q][i]:.2e} ({part['ratio'][q][i]:.1e})" for q in qs]
         lines.append(f"| {b} | " + " | ".join(cells) + " |")
     lines.append("")
+    if part.get("formats"):
+        lines += [
+            "Block formats as the gradient quantizer Q_b (docs/theory/formats.md), same model and batches:",
+            "",
+            "| format | quantization var (/ samp) |",
+            "|---|---|",
+            *(f"| {name} | {v['variance']:.2e} ({v['ratio']:.1e}) |" for name, v in part["formats"].items()),
+            "",
+        ]
     lines += [f"![variance vs bits]({f})" for f in part["figures"]]
     return lines
 

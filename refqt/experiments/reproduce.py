@@ -32,6 +32,7 @@ import contextlib
 import contextvars
 import hashlib
 import json
+import math
 import multiprocessing
 import os
 import sys
@@ -58,6 +59,7 @@ from refqt.experiments.claims import (
 from refqt.experiments.plots import (
     plot_accuracy_vs_bits,
     plot_bin_usage,
+    plot_noise_ratios,
     plot_settings,
     plot_variance_terms,
     plot_variance_vs_bits,
@@ -69,6 +71,7 @@ from refqt.experiments.transformer_regime import regime_run
 from refqt.experiments.variance_cmd import probe_batches, variance_vs_bits
 from refqt.fqt import QuantConfig, quantize
 from refqt.stats import bin_usage, capture_gradients, variance_terms
+from refqt.stats.noise_monitor import SQRT3
 
 QUANTIZERS = ("ptq", "psq", "bhq")
 STRESS_QUANTIZERS = ("ptq", "psq", "psq-zero", "bhq")  # the stress table adds the zero-preserving PSQ
@@ -101,6 +104,10 @@ class Suite:
     transformer_probe_middle: bool = (
         True  # probe the regime mid-training too (else after epoch 1 and the end)
     )
+    # today's block formats through the paper's lens (docs/theory/formats.md):
+    recipes: tuple[str, ...] = ("nvfp4", "mxfp8")  # SmallCNN trained under each recipe, every seed
+    formats: tuple[str, ...] = ("nvfp4", "nvfp4-rht", "mxfp4", "mxfp8-e4m3")  # rows of the variance part
+    noise_every: int = 15  # seed 0's BHQ and recipe runs log ‖G‖/σ_q every this many steps
 
 
 FULL = Suite(
@@ -396,11 +403,14 @@ def digits_specs(suite: Suite, seeds: int) -> list[RunSpec]:
     specs = []
     for seed in range(seeds):
         specs += [RunSpec(model="cnn", mode=m, seed=seed, **common) for m in ("exact", "qat")]
+        watch = {"noise_every": suite.noise_every if seed == 0 else 0}  # seed 0's BHQ and recipe runs
+        fqt = {"model": "cnn", "mode": "fqt", "seed": seed, **common}
         specs += [
-            RunSpec(model="cnn", mode="fqt", quantizer=q, bits=b, seed=seed, **common)
+            RunSpec(quantizer=q, bits=b, **fqt, **(watch if q == "bhq" else {}))
             for b in suite.cnn_bits
             for q in QUANTIZERS
         ]
+        specs += [RunSpec(recipe=r, **fqt, **watch) for r in suite.recipes]
     mlp = {"epochs": suite.mlp_epochs, "limit": suite.limit, "model": "mlp6", "variance_draws": suite.draws}
     for seed in range(max(seeds, suite.mlp_seeds)):
         specs += [RunSpec(mode=m, seed=seed, **mlp) for m in ("exact", "qat")]
@@ -433,6 +443,7 @@ def summarize_digits(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "mode": rs[0]["mode"],
             "quantizer": rs[0]["quantizer"],
             "bits": rs[0]["bits"],
+            "recipe": rs[0].get("recipe"),
             **setting_summary([r["test_accuracy"] for r in rs], [r["failed"] for r in rs]),
             "seconds": float(np.mean([r["seconds"] for r in rs])),
         }
@@ -458,10 +469,15 @@ def part_digits(
 
     runs = run_all(specs, jobs, tick)
     table = summarize_digits(runs)
+    noise = noise_summary(runs)
+    figures = digits_figures(table, suite.cnn_bits, out)
+    if noise:
+        figures.append(noise_figure(runs, out))
     return {
         "runs": runs,
         "table": table,
-        "figures": digits_figures(table, suite.cnn_bits, out),
+        "noise": noise,
+        "figures": figures,
         "setting": {
             "cnn_epochs": suite.cnn_epochs,
             "mlp_epochs": suite.mlp_epochs,
@@ -480,6 +496,53 @@ def part_digits(
 
 def _bar(row: dict[str, Any], name: str) -> tuple[str, float, float, str]:
     return (name, row["mean"], row["ci"], f"{row['ok']}/{row['n']}")
+
+
+def _min_over_layers(records: list[dict[str, Any]], path: str) -> tuple[list[int], list[float]]:
+    """Per logged step, the smallest ``ratio_<path>`` over the layers: ``(steps, ratios)``."""
+    by_step: dict[int, float] = {}
+    for rec in records:
+        value = rec.get(f"ratio_{path}")
+        if value is not None:
+            by_step[rec["step"]] = min(by_step.get(rec["step"], math.inf), float(value))
+    steps = sorted(by_step)
+    return steps, [by_step[s] for s in steps]
+
+
+def noise_summary(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per monitored run: ‖G‖/σ_q (smallest over layers) at the first and last logged step.
+
+    Also ``below``: the share of logged steps at which some layer's ratio was
+    under √3 on either path (the rule of thumb's "low precision stops
+    helping", docs/theory/formats.md).
+    """
+    rows = []
+    for r in runs:
+        records = r.get("noise")
+        if not records:
+            continue
+        row: dict[str, Any] = {"label": r["label"], "seed": r["seed"], "steps": 0}
+        lows: dict[int, bool] = {}
+        for path in ("input", "weight"):
+            steps, ratios = _min_over_layers(records, path)
+            row[f"{path}_first"] = ratios[0] if ratios else None
+            row[f"{path}_last"] = ratios[-1] if ratios else None
+            for s, v in zip(steps, ratios, strict=True):
+                lows[s] = lows.get(s, False) or v < SQRT3
+        row["steps"] = len(lows)
+        row["below"] = sum(lows.values()) / len(lows) if lows else 0.0
+        rows.append(row)
+    return rows
+
+
+def noise_figure(runs: list[dict[str, Any]], out: str) -> str:
+    """``noise_ratio.png``: the monitored runs' smallest ‖G‖/σ_q per step, both paths."""
+    curves = {
+        path: {r["label"]: _min_over_layers(r["noise"], path) for r in runs if r.get("noise")}
+        for path in ("input", "weight")
+    }
+    png = plot_noise_ratios(curves, SQRT3, os.path.join(out, "noise_ratio.png"), title="digits SmallCNN")
+    return os.path.basename(png)
 
 
 def digits_figures(table: list[dict[str, Any]], bits: tuple[int, ...], out: str) -> list[str]:
@@ -609,7 +672,9 @@ def trained_cnn(suite: Suite) -> tuple[dict[str, np.ndarray], str]:
 
 def part_variance(suite: Suite, out: str, state: dict[str, np.ndarray], about: str) -> dict[str, Any]:
     batches = probe_batches(32, 8, suite.limit)
-    result = variance_vs_bits("cnn", state, batches, suite.variance_bits, QUANTIZERS, k=suite.draws)
+    result = variance_vs_bits(
+        "cnn", state, batches, suite.variance_bits, QUANTIZERS, k=suite.draws, formats=suite.formats
+    )
     result["model"] = f"{about}, batch 32"
     png = plot_variance_vs_bits(
         result["bits"],

@@ -44,6 +44,7 @@ from refqt.optim import SGD
 from refqt.optim.schedules import ConstantSchedule, CosineSchedule
 from refqt.quant import NonFiniteInputError
 from refqt.stats import quantization_variance, sampling_variance
+from refqt.stats.noise_monitor import NoiseMonitor
 
 # The registry's models that train on the digits (the names `refqt train` uses too).
 MODELS = tuple(
@@ -79,11 +80,15 @@ class RunSpec(TrainConfig):
         Batches of the sampling variance (>= 2).
     variance_draws : int
         Quantizer draws per batch of the quantization variance (>= 1).
+    noise_every : int
+        FQT runs: log each layer's ‖G‖/σ_q every this many steps
+        (:class:`~refqt.stats.noise_monitor.NoiseMonitor`); 0: not at all.
     """
 
     measure_variance: bool = True
     variance_batches: int = 8
     variance_draws: int = 8
+    noise_every: int = 0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -92,6 +97,7 @@ class RunSpec(TrainConfig):
         self._require("measure_variance", isinstance(self.measure_variance, bool), "True or False")
         self._require("variance_batches", is_int(self.variance_batches, 2), "an integer >= 2")
         self._require("variance_draws", is_int(self.variance_draws, 1), "an integer >= 1")
+        self._require("noise_every", is_int(self.noise_every, 0), "an integer >= 0")
 
     @property
     def group(self) -> str:
@@ -146,7 +152,9 @@ def train(spec: RunSpec) -> tuple[Module, dict[str, Any]]:
     epoch train loss / accuracy), ``diverged``, ``failed``, ``epochs_run``,
     ``seconds``, and for FQT runs with ``measure_variance``: ``variance_early``
     (after epoch 1) and ``variance_final`` (end of training, absent when the
-    run diverged), each ``{"quantization", "sampling", "ratio"}``.
+    run diverged), each ``{"quantization", "sampling", "ratio"}``; with
+    ``noise_every``, ``noise``: the NoiseMonitor's records (step, layer,
+    ‖G‖, σ and ratio per path).
     """
     start = time.perf_counter()
     x_train, y_train, x_test, y_test = digits_split(spec.limit)
@@ -157,6 +165,9 @@ def train(spec: RunSpec) -> tuple[Module, dict[str, Any]]:
     shuffle = np.random.default_rng([spec.seed, 2])
     probe = np.random.default_rng([spec.seed, 3]).permutation(len(y_train))
     measure = spec.measure_variance and spec.mode == "fqt"
+    noise = None
+    if spec.noise_every and spec.mode == "fqt":
+        noise = NoiseMonitor(model, None, every=spec.noise_every)
     result: dict[str, Any] = {
         **asdict(spec),
         "label": spec.label,
@@ -170,7 +181,7 @@ def train(spec: RunSpec) -> tuple[Module, dict[str, Any]]:
         for epoch in range(spec.epochs):
             try:
                 stats = train_epoch(
-                    model, optimizer, x_train, y_train, spec.batch_size, shuffle, schedule, step
+                    model, optimizer, x_train, y_train, spec.batch_size, shuffle, schedule, step, noise=noise
                 )
             except NonFiniteInputError:  # a gradient overflowed before the loss did: diverged
                 result["diverged"] = True
@@ -199,6 +210,8 @@ def train(spec: RunSpec) -> tuple[Module, dict[str, Any]]:
                 spec.variance_draws,
             )
         result["test_accuracy"] = evaluate(model, x_test, y_test)["accuracy"]
+    if noise is not None:
+        result["noise"] = noise.records
     result["epochs_run"] = len(result["history"])
     result["failed"] = result["diverged"] or result["test_accuracy"] < FAIL_ACCURACY
     result["seconds"] = time.perf_counter() - start

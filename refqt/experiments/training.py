@@ -7,6 +7,7 @@ loop trains exact, QAT and FQT models.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ from refqt.data import iterate_batches
 from refqt.nn import Module
 from refqt.optim.optimizer import Optimizer
 from refqt.optim.schedules import Schedule
+from refqt.stats.noise_monitor import NoiseMonitor
 from refqt.tensor import Tensor
 
 
@@ -37,12 +39,15 @@ def train_epoch(
     schedule: Schedule | None = None,
     step: int = 0,
     backend: Backend | None = None,
+    noise: NoiseMonitor | None = None,
 ) -> dict[str, Any]:
     """One pass over ``(x, y)`` in shuffled mini-batches; returns loss, accuracy, step.
 
     ``rng`` shuffles the data and nothing else (the gradient quantizers have
     their own streams), so runs in different modes see the same batches.
     ``step`` counts optimizer steps across epochs for the ``schedule``.
+    ``noise``: a :class:`~refqt.stats.noise_monitor.NoiseMonitor` that watches
+    each step's backward (it logs ‖G‖/σ_q every ``noise.every`` steps).
     """
     model.train()
     total_loss = 0.0
@@ -54,7 +59,8 @@ def train_epoch(
         logits = model(Tensor(xb))
         loss = ops.cross_entropy(logits, yb)
         optimizer.zero_grad()
-        loss.backward()
+        with noise.watch(step) if noise is not None else contextlib.nullcontext():
+            loss.backward()
         optimizer.step()
         step += 1
         n = int(xb.shape[0])

@@ -15,7 +15,8 @@ below about √3 times the noise's standard deviation -- ratio < √3 ≈ 1.73
 
 :class:`NoiseMonitor` measures it every ``every`` steps during
 ``loss.backward()`` and appends one JSON line per layer to a file, which
-``refqt train`` writes next to its metrics (``noise.jsonl``).
+``refqt train`` writes next to its metrics (``noise.jsonl``), or keeps the
+records in memory (``path=None``; ``refqt reproduce`` plots them).
 """
 
 from __future__ import annotations
@@ -75,17 +76,19 @@ class NoiseMonitor:
     ----------
     model : Module
         The model being trained (a model without FQT layers logs nothing).
-    path : Path
-        File the records are appended to, one line per layer and logged step.
+    path : Path or None
+        File the records are appended to, one line per layer and logged step;
+        None keeps them in :attr:`records` instead.
     every : int
         Log at steps 0, every, 2·every, ...
     """
 
-    def __init__(self, model: Module, path: Path, every: int = 100):
+    def __init__(self, model: Module, path: Path | None, every: int = 100):
         if every < 1:
             raise ValueError(f"NoiseMonitor: every must be ≥ 1, got {every}")
         self.model = model
-        self.path = Path(path)
+        self.path = None if path is None else Path(path)
+        self.records: list[dict[str, Any]] = []  # path=None: the records so far, in order
         self.every = every
         self.active = any(
             m.fqt.grad_quantizer is not None or m.fqt.weight_grad_quantizer is not None
@@ -94,6 +97,9 @@ class NoiseMonitor:
 
     def keep_before(self, step: int) -> None:
         """Drop records of steps ≥ ``step`` (a resumed run repeats them); a damaged line ends the log."""
+        if self.path is None:
+            self.records = [r for r in self.records if r["step"] < step]
+            return
         try:
             lines = self.path.read_text().splitlines()
         except (FileNotFoundError, UnicodeDecodeError):
@@ -120,6 +126,9 @@ class NoiseMonitor:
         with capture_gradients(self.model) as captured:
             yield
         rows = noise_ratios(self.model, captured)
+        if self.path is None:
+            self.records += [{"step": step, **row} for row in rows]
+            return
         with open(self.path, "a") as f:
             for row in rows:
                 f.write(json.dumps({"step": step, **row}, default=_json_number) + "\n")
