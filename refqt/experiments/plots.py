@@ -202,7 +202,8 @@ def plot_noise_ratios(
     ``curves[path][run] = (steps, ratios)`` (a path is ``"input"`` or
     ``"weight"``); the ratio is the smallest over the run's layers at that
     step. A dashed line marks ``threshold`` (the √3 rule of thumb); the y
-    axis is logarithmic. Infinite ratios (no noise at all) are not drawn.
+    axis is logarithmic. Infinite ratios (no noise at all: rounding to
+    nearest) are not drawn; the legend says so.
     """
     paths = list(curves)
     fig = Figure(figsize=(4.6 * max(len(paths), 1), 3.6))
