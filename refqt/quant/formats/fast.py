@@ -1,24 +1,26 @@
-"""NumPy fast path of a row-block format quantizer: the same steps, block-major and in cache.
+"""NumPy fast path of a row-block format quantizer: the same steps, chunk by chunk in cache.
 
 The reference (:meth:`BlockFormatQuantizer.quantize`) works on the (M, b)
-block matrix, one block per row. Here each chunk of ``R`` blocks is held
-*block-major*, as a (b, R) array -- one block per column -- so that every
-per-block step is a whole-row operation: the block maximum is a maximum
-over b contiguous rows, a scale is a row vector broadcast down, and the
-element rounding runs over long contiguous rows. Everything stays in a
-buffer of about ``CHUNK`` elements (in the CPU cache); the result is written
-into ``out``.
+block matrix, one block per row. Here it runs a chunk of ``R`` blocks at a
+time (about ``BLOCK_CHUNK`` elements, in the CPU cache), in two passes:
 
-* Without a transform the chunk is transposed in and out (one strided copy
-  each way). The float operations are then those of the reference, one for
-  one, so the result is the same bit for bit.
-* With the random Hadamard transform ``T`` (size b = d) the transposes come
-  for free: ``Tᵀ``-in is one matrix product ``T · Xᵀ`` (BLAS reads the
-  transposed chunk in place), and the way out, ``(T⁻¹ V)ᵀ = Vᵀ T``, writes
-  straight into ``out``. BLAS sums the 16 products in its own order, the
-  reference's butterflies in theirs: the transformed values agree to a few
-  ulps, so a rounding decision that falls within round-off of a threshold
-  can differ (tests/test_formats.py measures how rarely).
+1. **block maxima** from a *block-major* copy of the chunk, a (b, R) array
+   with one block per column: the maximum of a block is then a maximum over
+   b contiguous rows (NumPy reduces a long axis fast and a short one -- the
+   16 entries of a block in the row layout -- about 20× slower);
+2. **scale, round, scale back** in the row layout, where the noise codes
+   (drawn in row-major order) are contiguous and a block's scale is a column
+   vector broadcast along its row.
+
+* Without a transform the float operations are those of the reference, one
+  for one, so the result is the same bit for bit.
+* With the random Hadamard transform ``T`` (size b = d) each block row ``x``
+  becomes ``(T x)ᵀ = xᵀ Tᵀ``, one matrix product per chunk kept in ``out``
+  between the passes, and goes back as ``vᵀ T``. BLAS sums the 16 products
+  in its own order, the reference's butterflies in theirs: the transformed
+  values agree to a few ulps, so a rounding decision that falls within
+  round-off of a threshold can differ (tests/test_formats.py measures how
+  rarely).
 
 Element rounding (exact stochastic rounding, :meth:`ElementFormat.stochastic_round`)
 reads the spacing off the float's exponent bits: ``2^⌊log2|t|⌋`` is ``t``'s
@@ -27,6 +29,7 @@ bits with the sign and mantissa masked off -- exact, as ``frexp`` is.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -68,7 +71,7 @@ class Scratch:
 
     def take(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
         buf = getattr(self, name)
-        return buf[: int(np.prod(shape))].reshape(shape)
+        return buf[: math.prod(shape)].reshape(shape)
 
 
 def stochastic_round_into(t: np.ndarray, codes: np.ndarray, fmt: ElementFormat, scratch: Scratch) -> None:
@@ -105,8 +108,9 @@ def quantize_rows(quantizer: Any, x2: np.ndarray, stream: NoiseStream, out2: np.
 
     ``x2``/``out2``: (N, D) with ``D % b == 0`` (``out2`` may be ``x2``);
     noise codes from ``stream`` in row-major order of x2. Two passes over the
-    chunks: the first finds the block maxima (and, with a transform, leaves
-    ``T x`` block-major in ``out2``), the second rounds.
+    chunks: the first finds the block maxima from a block-major copy (and,
+    with a transform, leaves ``T x`` in ``out2``), the second scales, rounds
+    and scales back in the row layout, where the noise codes are contiguous.
     """
     fmt = quantizer.element
     b = quantizer.block
@@ -121,40 +125,27 @@ def quantize_rows(quantizer: Any, x2: np.ndarray, stream: NoiseStream, out2: np.
     scratch = Scratch(fmt, rows * b, work)
     amax_b = np.empty(m, dtype=work)
 
-    def block_major(r0: int, r1: int) -> np.ndarray:
-        """The chunk's blocks as a (b, R) array: ``T Xᵀ`` (kept in ``dst``'s chunk) or ``Xᵀ``."""
-        if dense is None:
-            y = y_buf[: (r1 - r0) * b].reshape(b, r1 - r0)
-            np.copyto(y, src[r0:r1].T, casting="same_kind")
-            return y
-        y = dst[r0:r1].reshape(-1)[: (r1 - r0) * b].reshape(b, r1 - r0)  # dst's memory, block-major
-        np.matmul(dense, src[r0:r1].T.astype(work, copy=False), out=y)
-        return y
-
     for r0 in range(0, m, rows):  # pass 1: block maxima (out may be x: each chunk is read before written)
         r1 = min(m, r0 + rows)
-        y = block_major(r0, r1)
-        a = y_buf[: y.size].reshape(y.shape) if dense is not None else scratch.take("s", y.shape)
-        np.abs(y, out=a)
+        x = src[r0:r1]
+        if dense is not None:  # each block row x ↦ (T x)ᵀ = xᵀ Tᵀ, kept in out
+            np.matmul(x.astype(work, copy=False), dense.T, out=dst[r0:r1])
+            x = dst[r0:r1]
+        a = y_buf[: (r1 - r0) * b].reshape(b, r1 - r0)  # block-major: a block's maximum is a column's
+        np.copyto(a, x.T, casting="same_kind")
+        np.abs(a, out=a)
         np.max(a, axis=0, out=amax_b[r0:r1])
     amax = float(np.max(amax_b)) if m else 0.0
     enc, dec = block_scales_chunked(quantizer, amax_b, amax)
-    for r0 in range(0, m, rows):  # pass 2: scale, round, back
+    for r0 in range(0, m, rows):  # pass 2: scale, round, scale back, in the row layout
         r1 = min(m, r0 + rows)
         n = r1 - r0
-        if dense is None:
-            y = block_major(r0, r1)
-        else:
-            y = y_buf[: n * b].reshape(b, n)
-            np.copyto(y, dst[r0:r1].reshape(-1)[: n * b].reshape(b, n))
-        np.multiply(y, enc[None, r0:r1], out=y)
-        codes = stream.take(n * b).reshape(n, b).T  # noise of element (block r, entry j) at [j, r]
-        stochastic_round_into(y, codes, fmt, scratch)
-        np.multiply(y, dec[None, r0:r1], out=y)
-        if dense is None:
-            np.copyto(dst[r0:r1], y.T, casting="same_kind")
-        else:
-            np.matmul(y.T, dense, out=dst[r0:r1])  # (T⁻¹ V)ᵀ = Vᵀ T, straight into out
+        y = y_buf[: n * b].reshape(n, b) if dense is not None else dst[r0:r1]
+        np.multiply(dst[r0:r1] if dense is not None else src[r0:r1], enc[r0:r1, None], out=y)
+        stochastic_round_into(y, stream.take(n * b).reshape(n, b), fmt, scratch)
+        np.multiply(y, dec[r0:r1, None], out=y)
+        if dense is not None:
+            np.matmul(y, dense, out=dst[r0:r1])  # (T⁻¹ v)ᵀ = vᵀ T for each block row
 
 
 def moments_rows(quantizer: Any, x2: np.ndarray, mean2: np.ndarray, var2: np.ndarray) -> None:
