@@ -370,7 +370,8 @@ TABLE = [
         lambda x, axis, keepdims, correction: np.var(x, axis=axis, keepdims=keepdims, ddof=correction),
     ),
     # shapes
-    OpCase("reshape", ops.reshape, draw_reshape, np.reshape),
+    # np.reshape(x, shape=...) needs NumPy 2.1; pass the shape by position
+    OpCase("reshape", ops.reshape, draw_reshape, lambda x, shape: np.reshape(x, shape)),
     OpCase("permute", ops.permute, draw_permute, np.transpose),
     OpCase("swapaxes", ops.swapaxes, draw_swapaxes, lambda x, a, b: np.swapaxes(x, a, b)),
     OpCase("getitem", ops.getitem, draw_getitem, np_getitem),
