@@ -53,6 +53,9 @@ def test_tiny_reproduce_writes_every_part(tmp_path, capsys):
     assert {r["label"] for r in digits["noise"]} == {"BHQ 4", "NVFP4 recipe", "MXFP8 recipe"}
     assert set(results["parts"]["variance"]["formats"]) == {"nvfp4", "nvfp4-rht", "mxfp4", "mxfp8-e4m3"}
     assert "| nvfp4-rht |" in text
+    audit = results["parts"]["variance"]["audit"]  # round-to-nearest has no spread: both paths rejected
+    assert set(audit) == {"nvfp4", "mxfp8"} and all(p["rejected"] for p in audit["mxfp8"]["paths"].values())
+    assert "**Theorem 1 audit of the recipes**" in text
     printed = capsys.readouterr().out
     assert "done in" in printed and "Per-token 5-bit PTQ collapses" in printed  # the claims, printed
 

@@ -194,7 +194,41 @@ def variance_section(part: dict[str, Any]) -> list[str]:
             *(f"| {name} | {v['variance']:.2e} ({v['ratio']:.1e}) |" for name, v in part["formats"].items()),
             "",
         ]
+    lines += audit_lines(part.get("audit") or {})
     lines += [f"![variance vs bits]({f})" for f in part["figures"]]
+    return lines
+
+
+def audit_lines(audits: dict[str, Any]) -> list[str]:
+    """Theorem 1 audit of each recipe: per gradient path, is its expectation the QAT gradient?"""
+    if not audits:
+        return []
+    first = next(iter(audits.values()))
+    lines = [
+        f"**Theorem 1 audit of the recipes** on the same model and the first batch "
+        f"(docs/theory/formats.md): K = {first['k']} gradient draws per path with only that path "
+        f"quantized, projected t tests on every layer's gradient, overall α = {first['alpha']:g}. "
+        "*bias* is the largest ‖mean of the draws − QAT‖ / ‖QAT‖ over the layers, *noise* the size "
+        "that mean would have from noise alone.",
+        "",
+        "| recipe | input path (∇X) | weight path (∇W) |",
+        "|---|---|---|",
+    ]
+
+    def cell(v: dict[str, Any]) -> str:
+        verdict = "**biased**" if v["rejected"] else "unbiased (not rejected)"
+        return f"{verdict}, bias {v['relative_bias']:.1e} / noise {v['relative_noise']:.1e}"
+
+    for name, a in audits.items():
+        lines.append(f"| {name.upper()} | {cell(a['paths']['input'])} | {cell(a['paths']['weight'])} |")
+    lines += [
+        "",
+        "A path is unbiased when its gradient quantizer is (stochastic rounding, no clipping) and its "
+        "other GEMM operand is the forward's quantized tensor; rounding G to nearest (MXFP8) or "
+        "re-quantizing an operand for the backward (NVFP4's weight path re-quantizes the input along "
+        "the tokens, with a Hadamard transform) breaks Theorem 1's condition.",
+        "",
+    ]
     return lines
 
 

@@ -70,8 +70,10 @@ from refqt.experiments.training import classification_loss
 from refqt.experiments.transformer_regime import regime_run
 from refqt.experiments.variance_cmd import probe_batches, variance_vs_bits
 from refqt.fqt import QuantConfig, quantize
+from refqt.fqt.config import recipe
 from refqt.stats import bin_usage, capture_gradients, variance_terms
 from refqt.stats.noise_monitor import SQRT3
+from refqt.stats.recipe_audit import recipe_audit
 
 QUANTIZERS = ("ptq", "psq", "bhq")
 STRESS_QUANTIZERS = ("ptq", "psq", "psq-zero", "bhq")  # the stress table adds the zero-preserving PSQ
@@ -684,7 +686,34 @@ def part_variance(suite: Suite, out: str, state: dict[str, np.ndarray], about: s
         title="digits SmallCNN, batch 32",
     )
     result["figures"] = [os.path.basename(png)]
+    result["audit"] = recipe_audits(suite.recipes, state, batches[0])
     return result
+
+
+def recipe_audits(names: Sequence[str], state: dict[str, np.ndarray], batch: Any) -> dict[str, Any]:
+    """Theorem 1 audit (:func:`refqt.stats.recipe_audit.recipe_audit`) of each recipe on the trained CNN.
+
+    Per recipe and gradient path: whether E[gradient | batch] = the QAT gradient
+    is rejected (overall α = 1e-6), and the largest relative bias over the layers.
+    """
+    out = {}
+    for name in names:
+        model = quantize(build_model("cnn", 0), recipe(name, seed=0))
+        model.load_state_dict(state)
+        audit = recipe_audit(model, classification_loss, batch, np.random.default_rng(2), k=48)
+        out[name] = {
+            "alpha": audit["alpha"],
+            "k": audit["k"],
+            "paths": {
+                path: {
+                    "rejected": entry["rejected"],
+                    "relative_bias": max(v["relative_bias"] for v in entry["layers"].values()),
+                    "relative_noise": max(v["relative_noise"] for v in entry["layers"].values()),
+                }
+                for path, entry in audit["paths"].items()
+            },
+        }
+    return out
 
 
 def part_anatomy(suite: Suite, out: str, state: dict[str, np.ndarray], bits: int = 4) -> dict[str, Any]:
