@@ -349,3 +349,34 @@ def test_info_names_the_gpu_or_says_there_is_none(capsys):
         assert "GiB" in line and "CuPy" in line
     else:
         assert "none usable" in line
+
+
+# -- a whole training step ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["exact", "qat"])
+def test_resnet_training_steps_on_the_gpu_path_follow_the_cpu_path(mode):
+    """Three SGD steps of a PreActResNet (stride-2 convs, 1×1 shortcuts, batch norm, pooling) in float64:
+    the same losses and weights with the GPU algorithms as with the CPU ones."""
+    from refqt.fqt import QuantConfig, quantize
+    from refqt.models import PreActResNet
+
+    data = np.random.default_rng(3)
+    x, y = data.standard_normal((4, 3, 8, 8)), data.integers(0, 10, 4)
+    runs = []
+    for emulate in (False, True):
+        model = quantize(PreActResNet(8, 4, 3, 10, rng=np.random.default_rng(0), dtype=np.float64),
+                         QuantConfig(mode=mode))  # fmt: skip
+        opt = SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+        losses = []
+        with emulate_device(emulate):
+            for _ in range(3):
+                loss = ops.cross_entropy(model(Tensor(x)), y)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                losses.append(loss.numpy())
+        runs.append((losses, [p.numpy() for p in model.parameters()]))
+    np.testing.assert_allclose(runs[1][0], runs[0][0], rtol=1e-9)
+    for cpu, gpu in zip(runs[0][1], runs[1][1], strict=True):
+        np.testing.assert_allclose(gpu, cpu, rtol=1e-7, atol=1e-9)

@@ -9,6 +9,11 @@ through the log-softmax step by step.
 Positions whose target equals ``ignore_index`` contribute nothing: the mean
 runs over the other positions only, and if every position is ignored the
 loss is 0 with a zero gradient (no 0/0).
+
+**Host synchronisation** (on a GPU): one per call, the check that every target
+lies in ``[0, C)`` (``bool(xp.any(bad))``), kept so that a bad label is a clear
+``IndexError`` rather than a silent wrong loss. It is the only one in a
+ResNet training step outside the quantizers.
 """
 
 from __future__ import annotations
