@@ -4,7 +4,8 @@ Rows (float32):
 
 * one SGD step (forward, backward, update; momentum 0.9) of
   ``PreActResNet(20, 16, 3, 10)`` on a batch (128, 3, 32, 32): exact, QAT,
-  and FQT with 5-bit BHQ gradients;
+  and FQT with 5-bit BHQ gradients (images on the device, labels a host
+  array as a data loader gives them; PyTorch gets both on the device);
 * the convolution (128, 64, 56, 56) ⊛ (64, 64, 3, 3), padding 1: forward, and
   forward + backward (input and weight gradients);
 * peak device memory of the exact step: CuPy's memory-pool high-water mark
@@ -78,7 +79,7 @@ def _resnet_step(backend: Backend, config: QuantConfig, size: dict[str, Any]) ->
     opt = SGD(model.parameters(), lr=0.1, momentum=0.9)
     n, s = size["batch"], size["image"]
     x = backend.asarray(rng.standard_normal((n, 3, s, s), dtype=np.float32))
-    y = backend.asarray(rng.integers(0, 10, n))
+    y = rng.integers(0, 10, n)  # labels from the host, as from a data loader: checked there, no device sync
 
     def step() -> None:
         loss = ops.cross_entropy(model(Tensor(x)), y)
