@@ -15,15 +15,19 @@ launches on a GPU -- this one does a handful of large kernels per chunk:
   ``g_x = conv(g, flip(w)ᵀ, padding = k − 1 − p)``, so it takes the forward
   path above; otherwise one GEMM ``w_matᵀ @ g`` gives the columns and col2im
   adds them back as kh·kw strided adds (:func:`refqt.gpu.windows.add_windows`).
-* **weight gradient**: one GEMM per chunk with the images folded into the
-  reduction, ``g_w += gᵀ (F, m·Ho·Wo) @ cols (m·Ho·Wo, C·kh·kw)``; the columns
-  are copied straight into that layout from the window view.
+* **weight gradient**: the columns as in the forward, one batched GEMM
+  ``g[n] (F, Ho·Wo) @ cols[n]ᵀ (Ho·Wo, C·kh·kw)`` for the chunk's images (the
+  transpose is cuBLAS's, not a copy), and one sum over the images. A single
+  GEMM with the images folded into its reduction axis would have an output of
+  only F × C·kh·kw (16 × 144 in ResNet-20's first stage: one tile of work for
+  the whole GPU unless cuBLAS splits the reduction); batching over images
+  keeps every image's product in parallel.
 
 No Winograd: on a GPU its per-tile transforms are many small kernels, and one
 GEMM on cuBLAS already runs near the device's peak.
 
 **Memory budget.** The workspace (columns, and for the gradients the
-transposed cotangent or the padded input gradient) is at most
+per-image weight gradients or the padded input gradient) is at most
 :data:`WORKSPACE_BYTES` per chunk; a chunk is as many *whole images* as fit
 (at least one), so a batch that fits is done in one GEMM. Besides the
 workspace each call allocates its result and one padded chunk of the input.
@@ -110,20 +114,20 @@ def grad_weight(
 ) -> Any:
     """VJP with respect to the filters: g (N, F, Ho, Wo), x (N, C, H, W) -> (F, C, kh, kw).
 
-    ``g_w[f, (c, i, j)] = Σ_{n, y, z} g[n, f, y, z] · view[n, c, i, j, y, z]``: one GEMM
-    per chunk, the images and output positions together as its reduction axis.
+    ``g_w[f, (c, i, j)] = Σ_n Σ_{y, z} g[n, f, y, z] · view[n, c, i, j, y, z]``: one batched
+    GEMM per chunk, ``g[n] (F, Ho·Wo) @ cols[n]ᵀ (Ho·Wo, C·kh·kw)`` for every image at once,
+    then the sum over the chunk's images.
     """
     n, f, ho, wo = g.shape
     _, c, kh, kw = w_shape
     k, p = c * kh * kw, ho * wo
     gw = None
-    b = images_per_chunk(n, (k + f) * p * g.itemsize)
+    b = images_per_chunk(n, (k * p + f * k) * g.itemsize)
     for n0 in range(0, n, b):
         m = min(b, n - n0)
         xpad = padded(x[n0 : n0 + m], padding, native)
-        view = window_view(xpad, (kh, kw), stride, (ho, wo), native)  # (m, C, kh, kw, Ho, Wo)
-        cols_t = native.ascontiguousarray(view.transpose(1, 2, 3, 0, 4, 5)).reshape(k, m * p)
-        g_t = native.ascontiguousarray(g[n0 : n0 + m].reshape(m, f, p).transpose(1, 0, 2)).reshape(f, m * p)
-        part = native.matmul(g_t, cols_t.T)  # (F, C·kh·kw)
+        cols = native.ascontiguousarray(window_view(xpad, (kh, kw), stride, (ho, wo), native))
+        per_image = native.matmul(g[n0 : n0 + m].reshape(m, f, p), cols.reshape(m, k, p).transpose(0, 2, 1))
+        part = per_image.sum(axis=0)  # (F, C·kh·kw)
         gw = part if gw is None else gw + part
     return gw.reshape(w_shape)
