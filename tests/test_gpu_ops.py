@@ -380,3 +380,30 @@ def test_resnet_training_steps_on_the_gpu_path_follow_the_cpu_path(mode):
     np.testing.assert_allclose(runs[1][0], runs[0][0], rtol=1e-9)
     for cpu, gpu in zip(runs[0][1], runs[1][1], strict=True):
         np.testing.assert_allclose(gpu, cpu, rtol=1e-7, atol=1e-9)
+
+
+def test_a_resnet20_step_on_the_gpu_path_is_three_gemms_per_convolution(monkeypatch):
+    """The issue's complaint was thousands of tiny launches per step. On the GPU path every
+    convolution is one GEMM forward, one for the input gradient and one for the weight gradient
+    (a batch that fits the workspace is one chunk), whatever the batch size: 21 convolutions
+    (the stem has no input gradient) make 62 matmuls, and the classifier up to 3 more (how many of
+    its products reach ``numpy.matmul`` is array_api_compat's business)."""
+    from refqt.models import PreActResNet
+
+    calls = []
+    real = np.matmul
+    monkeypatch.setattr(np, "matmul", lambda *a, **k: calls.append(1) or real(*a, **k))
+    counts = []
+    for batch in (2, 8):
+        data = np.random.default_rng(batch)
+        x, y = data.standard_normal((batch, 3, 32, 32), dtype=np.float32), data.integers(0, 10, batch)
+        model = PreActResNet(20, 16, 3, 10, rng=np.random.default_rng(0))
+        opt = SGD(model.parameters(), lr=0.1, momentum=0.9)
+        calls.clear()
+        with emulate_device():
+            loss = ops.cross_entropy(model(Tensor(x)), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        counts.append(len(calls))
+    assert counts[0] == counts[1] and 62 <= counts[0] <= 65, counts
