@@ -52,7 +52,7 @@ WORKSPACE_BYTES = 256 << 20
 """Workspace of one chunk, in bytes: a chunk holds as many whole images as fit (at least one).
 The ResNet-20 CIFAR step (batch 128, 16-64 channels of 32×32 to 8×8) fits in one chunk
 (its largest columns, 16·9 × 1024 per image, are 72 MiB); the issue's (128, 64, 56, 56)
-layer (7.2 MB of columns per image) runs in 4 chunks of 35 images."""
+layer (7.2 MB of columns per image) runs in 4 chunks of at most 37 images."""
 
 Pair = tuple[int, int]
 
