@@ -209,3 +209,22 @@ def test_gpu_conv_on_cupy_matches_numpy(rng, stride, padding, kernel):
         C.conv2d_grad_weight_reference(g, x, w.shape, stride, padding),
         **tol,
     )
+
+
+@pytest.mark.parametrize("stride, padding", [(1, 0), (1, 1), (2, 1)])
+def test_non_contiguous_inputs_and_cotangents(rng, stride, padding):
+    """The window view reads an array's own strides: transposed and sliced inputs give the same numbers."""
+    x = rng.standard_normal((7, 3, 2, 8)).transpose(2, 1, 3, 0)[:, :, ::-1, :]  # (2, 3, 8, 7), no unit stride
+    w = rng.standard_normal((3, 4, 3, 3)).transpose(1, 0, 2, 3)  # (4, 3, 3, 3)
+    ref = C.conv2d_forward_reference(x, w, stride, padding)
+    g = rng.standard_normal((*ref.shape[::-1],)).T  # a transposed cotangent
+    assert not x.flags.c_contiguous and not g.flags.c_contiguous
+    with emulate_device():
+        out = C.conv2d_forward(x, w, stride, padding)
+        gx = C.conv2d_grad_input(g, w, x.shape, stride, padding)
+        gw = C.conv2d_grad_weight(g, x, w.shape, stride, padding)
+    np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12)
+    gx_ref = C.conv2d_grad_input_reference(g, w, x.shape, stride, padding)
+    np.testing.assert_allclose(gx, gx_ref, rtol=1e-12, atol=1e-12)
+    gw_ref = C.conv2d_grad_weight_reference(g, x, w.shape, stride, padding)
+    np.testing.assert_allclose(gw, gw_ref, rtol=1e-12, atol=1e-12)
