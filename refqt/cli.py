@@ -56,6 +56,21 @@ def _blas_line() -> str:
     return "; ".join(found) or "none found by threadpoolctl"
 
 
+def _gpu_line() -> str:
+    """The GPU CuPy would use: name, memory, compute capability, CuPy version -- or that there is none."""
+    if "cupy" not in available_backends():
+        return "none usable (CuPy not installed, or no working CUDA device)"
+    cupy = get_backend("cupy").native
+    device = cupy.cuda.Device()
+    props = cupy.cuda.runtime.getDeviceProperties(device.id)
+    name = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
+    gib = props["totalGlobalMem"] / (1 << 30)
+    return (
+        f"{name}, {gib:.1f} GiB, compute capability {props['major']}.{props['minor']}, "
+        f"device {device.id} (CuPy {cupy.__version__})"
+    )
+
+
 def run_info(args: argparse.Namespace) -> int:
     """Print versions, the BLAS library (kernel, threads) and the backends usable on this machine."""
     usable = available_backends()
@@ -72,6 +87,7 @@ def run_info(args: argparse.Namespace) -> int:
         f"array-api-compat  {_version('array-api-compat')}",
         f"array-api-strict  {_version('array-api-strict')}",
         f"cupy              {cupy_line}",
+        f"gpu               {_gpu_line()}",
         f"backends usable   {', '.join(usable)}",
         f"backend 'auto'    {get_backend('auto').name}",
     ]

@@ -14,6 +14,13 @@ Three benchmarks from :mod:`refqt.benchmarks`, each at one BLAS thread:
 ``--quick`` uses batch 8 instead of 128 for the layer (and skips the large
 layer in the training-step benchmark): a fast look, not the paper's setting.
 ``--json FILE`` writes every figure.
+
+``--backend cupy`` prints the GPU figures instead (:mod:`refqt.benchmarks.gpu`):
+a ResNet-20 training step exact / QAT / FQT, the convolution layer forward and
+forward + backward, and the step's peak device memory, each beside PyTorch's
+on the same GPU when torch imports. Without a working GPU it stops with one
+line saying so. ``--backend numpy --emulate-device`` runs that code path on
+NumPy with the GPU algorithms at a small size: a smoke test, not figures.
 """
 
 from __future__ import annotations
@@ -24,6 +31,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from refqt.backend import get_backend, gpu_available
+from refqt.benchmarks import gpu
 from refqt.benchmarks.conv import conv_benchmark
 from refqt.benchmarks.conv import format_report as format_conv
 from refqt.benchmarks.quant import LAYER, quant_benchmark
@@ -119,8 +128,17 @@ def run(args: argparse.Namespace) -> int:
         if os.path.isdir(args.json):
             raise ValueError(f"--json {args.json} is a folder; give a file name")
         check_folder_path(Path(args.json), "--json", folder=False)  # before minutes of timing, not after
-    figures = bench(quick=args.quick, repeats=args.repeats)
-    print(format_bench(figures))
+    if args.emulate_device and args.backend != "numpy":
+        raise ValueError("--emulate-device runs the GPU algorithms on NumPy: use it with --backend numpy")
+    if args.backend == "cupy" and not gpu_available():
+        raise ValueError("--backend cupy: no usable GPU here (CuPy not installed, or no CUDA device works)")
+    if args.backend == "cupy" or args.emulate_device:
+        backend = get_backend(args.backend)
+        figures = gpu.gpu_benchmark(backend, smoke=args.emulate_device, repeats=args.repeats)
+        print(gpu.format_report(figures))
+    else:
+        figures = bench(quick=args.quick, repeats=args.repeats)
+        print(format_bench(figures))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(figures, f, indent=1, default=str)
@@ -142,4 +160,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--quick", action="store_true", help="batch 8 instead of 128: a fast look")
     parser.add_argument("--repeats", type=int, default=3, help="timed repetitions of each measurement")
     parser.add_argument("--json", help="also write the figures to this JSON file")
+    parser.add_argument(
+        "--backend",
+        choices=("numpy", "cupy"),
+        default="numpy",
+        help="cupy: the GPU figures (ResNet-20 step, conv layer, peak memory) beside PyTorch's",
+    )
+    parser.add_argument(
+        "--emulate-device",
+        action="store_true",
+        help="with --backend numpy: run the GPU benchmark's code on NumPy at a small size (a smoke test)",
+    )
     parser.set_defaults(run=run)

@@ -14,11 +14,15 @@ The VJPs are again convolutions:
 
 This file holds the plain *reference* path, written with the array API only
 (so it runs on NumPy, CuPy and array_api_strict): im2col by slicing, one
-matmul, col2im by slicing. :mod:`refqt.ops.conv_fast` has the fast path used on
-NumPy / CuPy (same results, tested against this one). The raw-array helpers
+matmul, col2im by slicing. Two fast paths give the same results (each tested
+against this one): :mod:`refqt.ops.conv_fast`, tuned for a CPU cache (small
+chunks, Winograd), used on NumPy; and :mod:`refqt.gpu.conv`, a few large
+kernels per chunk of whole images, used on CuPy (and on NumPy inside
+:func:`refqt.backend.emulate_device`). The raw-array helpers
 :func:`conv2d_forward`, :func:`conv2d_grad_input` and :func:`conv2d_grad_weight`
-pick the path; the FQT layer calls the two gradient helpers with two
-differently quantized cotangents.
+pick the path -- the GPU one wherever :func:`refqt.backend.device_path` says
+so; the FQT layer calls the two gradient helpers with two differently
+quantized cotangents.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from __future__ import annotations
 from typing import Any
 
 from refqt.autodiff import Context, Function
-from refqt.backend import backend_of, namespace
+from refqt.backend import backend_of, device_path, namespace
 from refqt.tensor import Tensor, as_tensor
 
 IntPair = int | tuple[int, int]
@@ -193,14 +197,18 @@ def conv2d_grad_weight_reference(
 def conv2d_forward(x: Any, w: Any, stride: IntPair = 1, padding: IntPair = 0) -> Any:
     """Convolution of raw arrays: x (N, C, H, W), w (F, C, kh, kw) -> (N, F, Ho, Wo).
 
-    Uses :mod:`refqt.ops.conv_fast` on NumPy / CuPy, the reference path otherwise.
+    Uses :mod:`refqt.gpu.conv` where :func:`~refqt.backend.device_path` says so,
+    :mod:`refqt.ops.conv_fast` on NumPy, the reference path otherwise.
     """
+    from refqt.gpu import conv as gpu_conv
     from refqt.ops import conv_fast
 
     stride, padding, _ = check_conv_args(x, w, stride, padding)
     native = backend_of(x).native
     if native is None:
         return conv2d_forward_reference(x, w, stride, padding)
+    if device_path(x):
+        return gpu_conv.forward(x, w, stride, padding, native)
     return conv_fast.forward(x, w, stride, padding, native)
 
 
@@ -208,6 +216,7 @@ def conv2d_grad_input(
     g: Any, w: Any, x_shape: tuple[int, ...], stride: IntPair = 1, padding: IntPair = 0
 ) -> Any:
     """VJP of the convolution with respect to its input: g (N, F, Ho, Wo) -> (N, C, H, W)."""
+    from refqt.gpu import conv as gpu_conv
     from refqt.ops import conv_fast
 
     stride, padding = pair(stride, "stride"), pair(padding, "padding")
@@ -215,6 +224,8 @@ def conv2d_grad_input(
     native = backend_of(g).native
     if native is None:
         return conv2d_grad_input_reference(g, w, tuple(x_shape), stride, padding)
+    if device_path(g):
+        return gpu_conv.grad_input(g, w, tuple(x_shape), stride, padding, native)
     return conv_fast.grad_input(g, w, tuple(x_shape), stride, padding, native)
 
 
@@ -222,6 +233,7 @@ def conv2d_grad_weight(
     g: Any, x: Any, w_shape: tuple[int, ...], stride: IntPair = 1, padding: IntPair = 0
 ) -> Any:
     """VJP of the convolution with respect to its filters: g (N, F, Ho, Wo) -> (F, C, kh, kw)."""
+    from refqt.gpu import conv as gpu_conv
     from refqt.ops import conv_fast
 
     stride, padding = pair(stride, "stride"), pair(padding, "padding")
@@ -229,6 +241,8 @@ def conv2d_grad_weight(
     native = backend_of(g).native
     if native is None:
         return conv2d_grad_weight_reference(g, x, tuple(w_shape), stride, padding)
+    if device_path(g):
+        return gpu_conv.grad_weight(g, x, tuple(w_shape), stride, padding, native)
     return conv_fast.grad_weight(g, x, tuple(w_shape), stride, padding, native)
 
 

@@ -4,6 +4,9 @@
 cotangent into the row it came from; an id used several times collects the
 sum (``Backend.scatter_add``, since plain ``g_w[ids] += g`` would keep only one
 of the repeats).
+
+**Host synchronisation** (on a GPU): one per call, the check that every id lies
+in ``[0, V)``, kept so that a bad id is a clear ``IndexError``.
 """
 
 from __future__ import annotations

@@ -9,6 +9,9 @@ and shift per feature::
 *layer norm* takes them per example over the last axis. Writing the backward
 by hand (instead of recording the dozen elementwise ops the forward is made
 of) keeps the tape short and the gradient formula on one line.
+
+Where :func:`refqt.backend.device_path` says so, the same maths runs as a few
+reductions and one fused kernel each way (:mod:`refqt.gpu.norm`).
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from __future__ import annotations
 from typing import Any
 
 from refqt.autodiff import Context, Function
-from refqt.backend import namespace
+from refqt.backend import device_path, namespace
+from refqt.gpu import norm as gpu_norm
 from refqt.tensor import Tensor, as_tensor
 
 
@@ -62,16 +66,23 @@ class BatchNormTrain(Function):
     ) -> Any:
         xp = namespace(x)
         axes = _channel_axes(tuple(x.shape))
-        mu = xp.mean(x, axis=axes, keepdims=True)
-        centred = x - mu
-        var = xp.mean(centred * centred, axis=axes, keepdims=True)
-        r = 1 / xp.sqrt(var + eps)
+        if device_path(x):
+            g_b, b_b = _per_channel(gamma, x.ndim), _per_channel(beta, x.ndim)
+            out, xhat, mu, var, r = gpu_norm.normalize(x, axes, g_b, b_b, eps)
+        else:
+            mu = xp.mean(x, axis=axes, keepdims=True)
+            centred = x - mu
+            var = xp.mean(centred * centred, axis=axes, keepdims=True)
+            r = 1 / xp.sqrt(var + eps)
         if running_mean is not None and running_var is not None:
             m = x.size // x.shape[1]
             running_mean[...] = (1 - momentum) * running_mean + momentum * xp.reshape(mu, (-1,))
             running_var[...] = (1 - momentum) * running_var + (momentum * m / (m - 1)) * xp.reshape(
                 var, (-1,)
             )
+        if device_path(x):
+            ctx.save_for_backward(xhat, r, gamma)
+            return out
         xhat = centred * r
         ctx.save_for_backward(xhat, r, gamma)
         return _per_channel(gamma, x.ndim) * xhat + _per_channel(beta, x.ndim)
@@ -82,6 +93,15 @@ class BatchNormTrain(Function):
         xp = namespace(g)
         axes = _channel_axes(tuple(g.shape))
         m = xhat.size // gamma.shape[0]
+        if device_path(g):
+            scale = _per_channel(gamma, g.ndim) * r / m
+            g_x, sum_g, sum_gx = gpu_norm.grad_input(g, xhat, scale, axes, m)
+            need = ctx.needs_input_grad
+            return (
+                g_x if need[0] else None,
+                xp.reshape(sum_gx, (-1,)) if need[1] else None,
+                xp.reshape(sum_g, (-1,)) if need[2] else None,
+            )
         sum_g = xp.sum(g, axis=axes, keepdims=True)
         sum_gx = xp.sum(g * xhat, axis=axes, keepdims=True)
         g_x = None
@@ -137,6 +157,10 @@ class LayerNorm(Function):
 
     @staticmethod
     def forward(ctx: Context, x: Any, gamma: Any, beta: Any, eps: float) -> Any:
+        if device_path(x):
+            out, xhat, _, _, r = gpu_norm.normalize(x, (-1,), gamma, beta, eps)
+            ctx.save_for_backward(xhat, r, gamma)
+            return out
         xp = namespace(x)
         mu = xp.mean(x, axis=-1, keepdims=True)
         centred = x - mu
@@ -153,7 +177,9 @@ class LayerNorm(Function):
         d = gamma.shape[0]
         lead = tuple(range(g.ndim - 1))
         g_x = None
-        if ctx.needs_input_grad[0]:
+        if ctx.needs_input_grad[0] and device_path(g):
+            g_x = gpu_norm.grad_input(g * gamma, xhat, r / d, (-1,), d)[0]
+        elif ctx.needs_input_grad[0]:
             gh = g * gamma
             sum_gh = xp.sum(gh, axis=-1, keepdims=True)
             sum_ghx = xp.sum(gh * xhat, axis=-1, keepdims=True)

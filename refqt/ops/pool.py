@@ -12,6 +12,9 @@ of the ``kh·kw`` taps of the window is one strided slice of the padded input
   on every tap.
 * global average: ``out[n, c] = mean over H, W``; ``g_x = g / (H·W)`` everywhere
   (H·W = 0 is a ValueError).
+
+Where :func:`refqt.backend.device_path` says so, max and average pooling run
+as a strided window view, one reduction and col2im (:mod:`refqt.gpu.pool`).
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ import math
 from typing import Any
 
 from refqt.autodiff import Context, Function
-from refqt.backend import namespace
+from refqt.backend import device_path, namespace
+from refqt.gpu import pool as gpu_pool
 from refqt.ops.conv import IntPair, output_size, pad2d, pair, window
 from refqt.tensor import Tensor, as_tensor
 
@@ -74,6 +78,10 @@ class MaxPool2d(Function):
     @staticmethod
     def forward(ctx: Context, x: Any, kernel_size: IntPair, stride: IntPair | None, padding: IntPair) -> Any:
         kernel, stride, padding, out_hw = _check_pool("max_pool2d", x, kernel_size, stride, padding)
+        if device_path(x):
+            out, which = gpu_pool.max_pool(x, kernel, stride, padding, out_hw)
+            ctx.save_for_backward(which, tuple(x.shape), kernel, stride, padding, out_hw)
+            return out
         xp = namespace(x)
         taps = xp.stack(_taps(pad2d(x, padding, -math.inf), kernel, stride, out_hw), axis=0)
         which = xp.argmax(taps, axis=0)  # index of the first maximum, (N, C, Ho, Wo)
@@ -83,6 +91,8 @@ class MaxPool2d(Function):
     @staticmethod
     def backward(ctx: Context, g: Any) -> tuple[Any, ...]:
         which, x_shape, kernel, stride, padding, out_hw = ctx.saved
+        if device_path(g):
+            return (gpu_pool.max_pool_grad(g, which, x_shape, kernel, stride, padding),)
         xp = namespace(g)
         zero = xp.zeros((), dtype=g.dtype)
         parts = [xp.where(which == k, g, zero) for k in range(kernel[0] * kernel[1])]
@@ -95,6 +105,9 @@ class AvgPool2d(Function):
     @staticmethod
     def forward(ctx: Context, x: Any, kernel_size: IntPair, stride: IntPair | None, padding: IntPair) -> Any:
         kernel, stride, padding, out_hw = _check_pool("avg_pool2d", x, kernel_size, stride, padding)
+        if device_path(x):
+            ctx.save_for_backward(tuple(x.shape), kernel, stride, padding, out_hw)
+            return gpu_pool.avg_pool(x, kernel, stride, padding, out_hw)
         taps = _taps(pad2d(x, padding), kernel, stride, out_hw)
         total = taps[0]
         for t in taps[1:]:
@@ -105,6 +118,8 @@ class AvgPool2d(Function):
     @staticmethod
     def backward(ctx: Context, g: Any) -> tuple[Any, ...]:
         x_shape, kernel, stride, padding, out_hw = ctx.saved
+        if device_path(g):
+            return (gpu_pool.avg_pool_grad(g, x_shape, kernel, stride, padding),)
         share = g / (kernel[0] * kernel[1])
         return (_scatter_taps([share] * (kernel[0] * kernel[1]), x_shape, kernel, stride, padding, out_hw),)
 

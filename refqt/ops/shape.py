@@ -4,6 +4,10 @@ None of these change values, only where they sit, so every VJP moves ``g``
 back to where its input elements came from: reshape back, permute by the
 inverse permutation, scatter an indexed slice into zeros, split a
 concatenation, sum a broadcast.
+
+**Host synchronisation** (on a GPU): :func:`getitem` with an index *array*
+checks its range on the host (one sync per call), so that a bad index is a
+clear ``IndexError``; slices and integers need none.
 """
 
 from __future__ import annotations

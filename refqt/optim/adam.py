@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from refqt.backend import namespace
+from refqt.backend import device_path, namespace
+from refqt.gpu import optim as gpu_optim
 from refqt.optim.optimizer import Optimizer
 from refqt.tensor import Tensor
 
@@ -26,6 +27,9 @@ class Adam(Optimizer):
     full bias correction of a first step. (Counting the optimizer's steps
     instead would under-correct it: its first move would be (1 − β₁)/(1 − β₁⁶)
     ≈ 0.22 of lr · sign(∇).)
+
+    On the GPU path (:func:`refqt.backend.device_path`) the whole update of a
+    parameter is one fused kernel (:mod:`refqt.gpu.optim`).
     """
 
     hyperparameter_names = ("lr", "beta1", "beta2", "eps", "weight_decay")
@@ -60,6 +64,9 @@ class Adam(Optimizer):
         return m_hat / (xp.sqrt(v_hat) + self.eps)
 
     def update(self, w: Any, g: Any, state: dict[str, Any]) -> Any:
+        if device_path(w):
+            betas = (self.beta1, self.beta2)
+            return gpu_optim.adam_update(w, g, state, self.lr, betas, self.eps, self.weight_decay, 0.0)
         d = g + self.weight_decay * w if self.weight_decay else g
         return w - self.lr * self.adam_direction(d, state)
 
@@ -93,5 +100,8 @@ class AdamW(Adam):
         super().__init__(params, lr, betas, eps, weight_decay)
 
     def update(self, w: Any, g: Any, state: dict[str, Any]) -> Any:
+        if device_path(w):
+            betas, decay = (self.beta1, self.beta2), self.lr * self.weight_decay
+            return gpu_optim.adam_update(w, g, state, self.lr, betas, self.eps, 0.0, decay)
         decayed = w - (self.lr * self.weight_decay) * w if self.weight_decay else w
         return decayed - self.lr * self.adam_direction(g, state)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from refqt.backend import device_path
+from refqt.gpu import optim as gpu_optim
 from refqt.optim.optimizer import Optimizer
 from refqt.tensor import Tensor
 
@@ -20,6 +22,9 @@ class SGD(Optimizer):
         w ← w − lr · b           otherwise (μ = 0: plain w ← w − lr · d)
 
     State per parameter: ``"momentum"`` (b), when μ > 0.
+
+    On the GPU path (:func:`refqt.backend.device_path`) the whole update of a
+    parameter is one fused kernel (:mod:`refqt.gpu.optim`).
     """
 
     hyperparameter_names = ("lr", "momentum", "nesterov", "weight_decay")
@@ -40,6 +45,8 @@ class SGD(Optimizer):
         self.weight_decay = float(weight_decay)
 
     def update(self, w: Any, g: Any, state: dict[str, Any]) -> Any:
+        if device_path(w):
+            return gpu_optim.sgd_update(w, g, state, self.lr, self.momentum, self.nesterov, self.weight_decay)
         d = g + self.weight_decay * w if self.weight_decay else g
         if self.momentum:
             b = d if "momentum" not in state else self.momentum * state["momentum"] + d
