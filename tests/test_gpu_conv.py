@@ -228,3 +228,13 @@ def test_non_contiguous_inputs_and_cotangents(rng, stride, padding):
     np.testing.assert_allclose(gx, gx_ref, rtol=1e-12, atol=1e-12)
     gw_ref = C.conv2d_grad_weight_reference(g, x, w.shape, stride, padding)
     np.testing.assert_allclose(gw, gw_ref, rtol=1e-12, atol=1e-12)
+
+
+def test_an_empty_batch_gives_zero_gradients_as_on_the_cpu():
+    x = np.zeros((0, 2, 5, 5))
+    w = np.random.default_rng(0).standard_normal((3, 2, 3, 3))
+    g = np.zeros((0, 3, 5, 5))
+    cpu = C.conv2d_grad_weight(g, x, w.shape, 1, 1)
+    with emulate_device():
+        gpu = C.conv2d_grad_weight(g, x, w.shape, 1, 1)
+    assert gpu.shape == w.shape and np.array_equal(gpu, cpu) and not gpu.any()

@@ -288,6 +288,12 @@ def host_kernels(tmp_path_factory):
     return (folder / "k32.ptx").read_text(), ctypes.CDLL(str(folder / "k64.so"))
 
 
+def test_fused_kernel_sources_are_ascii():
+    """CuPy writes each kernel's source to a file in the locale's encoding: keep the CUDA text ASCII."""
+    for k in fused.ALL:
+        assert k.operation.isascii(), f"{k.name}: non-ASCII characters in its CUDA body"
+
+
 def test_every_fused_kernel_compiles_for_sm_90(host_kernels):
     ptx, _ = host_kernels
     for k in fused.ALL:

@@ -15,9 +15,10 @@ launches on a GPU -- this one does a handful of large kernels per chunk:
   ``g_x = conv(g, flip(w)ᵀ, padding = k − 1 − p)``, so it takes the forward
   path above; otherwise one GEMM ``w_matᵀ @ g`` gives the columns and col2im
   adds them back as kh·kw strided adds (:func:`refqt.gpu.windows.add_windows`).
-* **weight gradient**: the columns as in the forward, one batched GEMM
-  ``g[n] (F, Ho·Wo) @ cols[n]ᵀ (Ho·Wo, C·kh·kw)`` for the chunk's images (the
-  transpose is cuBLAS's, not a copy), and one sum over the images. A single
+* **weight gradient**: the columns copied once from the window view, already
+  transposed (CuPy's batched matmul would copy a transposed 3-D operand),
+  one batched GEMM ``g[n] (F, Ho·Wo) @ colsᵀ[n] (Ho·Wo, C·kh·kw)`` for the
+  chunk's images, and one sum over the images. A single
   GEMM with the images folded into its reduction axis would have an output of
   only F × C·kh·kw (16 × 144 in ResNet-20's first stage: one tile of work for
   the whole GPU unless cuBLAS splits the reduction); batching over images
@@ -83,6 +84,7 @@ def forward(x: Any, w: Any, stride: Pair, padding: Pair, native: ModuleType) -> 
         xpad = padded(x[n0 : n0 + m], padding, native)
         cols = native.ascontiguousarray(window_view(xpad, (kh, kw), stride, (ho, wo), native))
         native.matmul(w_mat, cols.reshape(m, k, p), out=out[n0 : n0 + m].reshape(m, f, p))
+        del xpad, cols  # free this chunk's workspace before the next one is allocated
     return out
 
 
@@ -106,6 +108,7 @@ def grad_input(
         cols = native.matmul(w_t, g[n0 : n0 + m].reshape(m, f, p))  # (m, C·kh·kw, Ho·Wo)
         dxpad = add_windows(cols.reshape(m, c, kh, kw, ho, wo), (m, c, hp, wp), stride, native)
         dx[n0 : n0 + m] = dxpad[:, :, ph : ph + h, pw : pw + wd]
+        del cols, dxpad
     return dx
 
 
@@ -126,8 +129,12 @@ def grad_weight(
     for n0 in range(0, n, b):
         m = min(b, n - n0)
         xpad = padded(x[n0 : n0 + m], padding, native)
-        cols = native.ascontiguousarray(window_view(xpad, (kh, kw), stride, (ho, wo), native))
-        per_image = native.matmul(g[n0 : n0 + m].reshape(m, f, p), cols.reshape(m, k, p).transpose(0, 2, 1))
+        view = window_view(xpad, (kh, kw), stride, (ho, wo), native)  # (m, C, kh, kw, Ho, Wo)
+        cols_t = native.ascontiguousarray(view.transpose(0, 4, 5, 1, 2, 3)).reshape(m, p, k)
+        per_image = native.matmul(g[n0 : n0 + m].reshape(m, f, p), cols_t)  # no operand copy in CuPy
         part = per_image.sum(axis=0)  # (F, C·kh·kw)
         gw = part if gw is None else gw + part
+        del xpad, view, cols_t, per_image
+    if gw is None:  # an empty batch: no chunk ran
+        return native.zeros(w_shape, dtype=g.dtype)
     return gw.reshape(w_shape)

@@ -52,6 +52,11 @@ class Fused:
         """Run on ``native``'s arrays: the CuPy kernel, or the NumPy twin."""
         if native.__name__ == "numpy":
             return self.mirror(*args)
+        # CuPy gives every ``T`` argument one dtype and raises on a mix; NumPy (the CPU path and
+        # the twin) promotes. Promote the arrays first so both paths accept the same inputs.
+        arrays = [a for a in args if isinstance(a, native.ndarray)]
+        common = native.result_type(*arrays)
+        args = tuple(a.astype(common, copy=False) if isinstance(a, native.ndarray) else a for a in args)
         kernel = _KERNELS.get(self.name)
         if kernel is None:
             kernel = native.ElementwiseKernel(self.in_params, self.out_params, self.operation, self.name)
@@ -68,7 +73,7 @@ SGD_PLAIN = Fused(
     "refqt_sgd_plain",
     "T w, T g, T lr, T wd",
     "T w_out",
-    "w_out = w - lr * (g + wd * w);  // w ← w − lr (∇ + λ w)",
+    "w_out = w - lr * (g + wd * w);  // w <- w - lr (grad + wd w)",
     lambda w, g, lr, wd: w - lr * (g + wd * w),
 )
 
@@ -90,9 +95,9 @@ SGD_MOMENTUM = Fused(
     "T w, T g, T b, T lr, T mu, T wd",
     "T w_out, T b_out",
     """
-    T d = g + wd * w;       // d = ∇ + λ w
-    b_out = mu * b + d;     // b ← μ b + d   (b = 0 before the first step gives b = d)
-    w_out = w - lr * b_out; // w ← w − lr b
+    T d = g + wd * w;       // d = grad + wd w
+    b_out = mu * b + d;     // b <- mu b + d   (b = 0 before the first step gives b = d)
+    w_out = w - lr * b_out; // w <- w - lr b
     """,
     _sgd_momentum,
 )
@@ -102,9 +107,9 @@ SGD_NESTEROV = Fused(
     "T w, T g, T b, T lr, T mu, T wd",
     "T w_out, T b_out",
     """
-    T d = g + wd * w;                  // d = ∇ + λ w
-    b_out = mu * b + d;                // b ← μ b + d
-    w_out = w - lr * (d + mu * b_out); // w ← w − lr (d + μ b)
+    T d = g + wd * w;                  // d = grad + wd w
+    b_out = mu * b + d;                // b <- mu b + d
+    w_out = w - lr * (d + mu * b_out); // w <- w - lr (d + mu b)
     """,
     _sgd_nesterov,
 )
@@ -124,10 +129,10 @@ ADAM = Fused(
     "T w_out, T m_out, T v_out",
     """
     T d = g + wd * w;                // Adam's L2 term (wd = 0 for AdamW)
-    m_out = b1 * m + a1 * d;         // m ← β₁ m + (1 − β₁) d      (a1 = 1 − β₁)
-    v_out = b2 * v + a2 * (d * d);   // v ← β₂ v + (1 − β₂) d²     (a2 = 1 − β₂)
-    // AdamW's decoupled decay (decay = lr λ, 0 for Adam), then w − lr m̂ / (√v̂ + ε),
-    // with m̂ = m / c1, v̂ = v / c2, c = 1 − βᵗ
+    m_out = b1 * m + a1 * d;         // m <- b1 m + (1 - b1) d      (a1 = 1 - b1)
+    v_out = b2 * v + a2 * (d * d);   // v <- b2 v + (1 - b2) d^2     (a2 = 1 - b2)
+    // AdamW's decoupled decay (decay = lr wd, 0 for Adam), then w - lr mhat / (sqrtvhat + eps),
+    // with mhat = m / c1, vhat = v / c2, c = 1 - beta^t
     w_out = (w - decay * w) - lr * (m_out / c1) / (sqrt(v_out / c2) + eps);
     """,
     _adam,
@@ -141,8 +146,8 @@ NORM_FORWARD = Fused(
     "T x, T mu, T r, T gamma, T beta",
     "T xhat, T y",
     """
-    xhat = (x - mu) * r;     // x̂ = (x − μ) / √(σ² + ε)
-    y = gamma * xhat + beta; // out = γ x̂ + β
+    xhat = (x - mu) * r;     // xhat = (x - mu) / sqrt(var + eps)
+    y = gamma * xhat + beta; // out = gamma xhat + beta
     """,
     lambda x, mu, r, gamma, beta: ((x - mu) * r, gamma * ((x - mu) * r) + beta),
 )
@@ -151,7 +156,7 @@ NORM_GRAD_INPUT = Fused(
     "refqt_norm_grad_input",
     "T g, T xhat, T scale, T s1, T s2, T m",
     "T gx",
-    "gx = scale * (m * g - s1 - xhat * s2);  // g_x = (γ r / m) (m g − Σ g − x̂ Σ g x̂)",
+    "gx = scale * (m * g - s1 - xhat * s2);  // g_x = (gamma r / m) (m g - sum g - xhat sum g xhat)",
     lambda g, xhat, scale, s1, s2, m: scale * (m * g - s1 - xhat * s2),
 )
 
