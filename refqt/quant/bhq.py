@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from refqt.backend import backend_of
+from refqt.backend import backend_of, device_path
 from refqt.quant import fast
 from refqt.quant.base import GradientQuantizer
 from refqt.quant.checks import as_rows, work_dtype
@@ -61,9 +61,17 @@ class BHQ(GradientQuantizer):
 
     def _transform(self, x2: Any, fast_path: bool) -> tuple[Any, Any]:
         t = self._find_transform(x2, fast_path)
+        if device_path(x2):  # all groups at once (refqt/gpu/householder.py)
+            from refqt.gpu.householder import apply_transform_batched
+
+            return apply_transform_batched(t, x2), t
         return apply_transform(t, x2), t
 
     def _untransform(self, v: Any, transform: Any) -> Any:
+        if device_path(v) and v.ndim == 2:
+            from refqt.gpu.householder import apply_transform_batched
+
+            return apply_transform_batched(transform, v, inverse=True)
         return apply_transform(transform, v, inverse=True)
 
     def _grid(self, y2: Any, fast_path: bool, shape: tuple[int, ...]) -> AffineGrid:
@@ -134,6 +142,10 @@ class BHQ(GradientQuantizer):
         backend = backend_of(x)
         xp = backend.xp
         v, t, _, _ = self._rounding_variance(x)
+        if device_path(x):
+            from refqt.gpu.householder import elementwise_variance_batched
+
+            return xp.reshape(elementwise_variance_batched(t, v), tuple(x.shape))
         pieces, order = [], []
         for idx in t.groups:
             weights = householder_dense(idx.size) ** 2 / (t.scales[idx] ** 2)[:, None]

@@ -1,0 +1,100 @@
+"""BHQ's block Householder transform applied as a few batched device operations.
+
+The grouping is found on the host from the N row ranges
+(:func:`refqt.quant.householder.block_householder`); applying it is, for all
+K groups at once (docs/theory/quantizers.md, "BHQ"; rows in grouped order,
+group after group, ``g(r)`` the group of row r)::
+
+    A = X[order] · s                    gather the rows, pre-scale      (T; T⁻¹ scales after)
+    S = J A                             group sums: J (K, N) indicator, J[g, r] = [g(r) = g]
+    β = (S − √G ⊙ A[starts]) ⊙ 1/(√G − 1)     (K, D), one row per group
+    A ← A − n ⊙ β[g(·)]                 the rank-1 updates of every group
+    out[order] = A                      scatter back to the original rows
+
+five device operations and one GEMM whatever the number of groups (no loop
+over groups). ``n`` is ``1/√G − 1`` on a group's first row and ``1/√G`` on
+the others; a group of one row has ``1/(√G − 1) = 0`` and ``n = 0``, so it is
+left alone, as in the reference. The group sums come out of a GEMM in
+another order than the reference's left-to-right sum, so the result equals
+:func:`refqt.quant.householder.apply_transform` to float round-off, not bit
+for bit. The indicator is dense: ``K·N`` numbers (N is the batch, 128 in the
+ResNet step) and ``K·N·D`` multiply-adds, next to the ``N·D`` of the rest.
+
+``elementwise_variance`` is batched the same way: for a Householder block
+``H = I − 2 n nᵀ/‖n‖²``, ``Σ_i H[r, i]² v_i = v_r (1 − 4 n_r²/‖n‖²) +
+4 n_r²/‖n‖⁴ · Σ_i n_i² v_i`` (the cross terms of ``(δ_ri − c n_r n_i)²``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from refqt.backend import backend_of
+from refqt.quant.householder import BlockHouseholder
+
+
+def _device_coefficients(t: BlockHouseholder, native: Any, work: Any) -> dict[str, Any]:
+    """The grouped coefficients of ``t`` as ``native`` arrays of dtype ``work``, plus J (cached on ``t``)."""
+    key = ("device", native.__name__, np.dtype(work))
+    if key not in t._cache:
+        c = t.grouped_coefficients(work)
+        sizes = c["sizes"]
+        group_of = np.repeat(np.arange(sizes.size), sizes)
+        indicator = np.zeros((sizes.size, group_of.size), dtype=work)
+        indicator[group_of, np.arange(group_of.size)] = 1.0
+        n = c["n"].astype(np.float64)
+        norm_sq = np.add.reduceat(n * n, c["starts"])[group_of]  # ‖n‖² of each row's group
+        with np.errstate(divide="ignore", invalid="ignore"):
+            a = np.where(norm_sq > 0, 4.0 * n * n / norm_sq, 0.0)
+            b = np.where(norm_sq > 0, a / norm_sq, 0.0)
+        inv_s2 = 1.0 / t.scales[c["order"]] ** 2
+        host = {
+            "order": c["order"],
+            "starts": c["starts"],
+            "group_of": group_of,
+            "indicator": indicator,
+            "root": c["root"][:, None],
+            "inv_root_m1": c["inv_root_m1"][:, None],
+            "n": c["n"][:, None],
+            "s": c["s"][:, None],
+            "inv_s": c["inv_s"][:, None],
+            "var_self": ((1.0 - a) * inv_s2)[:, None],  # float64: exact variances
+            "var_group": (b * inv_s2)[:, None],
+            "n_sq": (n * n)[:, None],
+        }
+        t._cache[key] = {name: native.asarray(v) for name, v in host.items()}
+    return t._cache[key]
+
+
+def apply_transform_batched(t: BlockHouseholder, x2: Any, inverse: bool = False) -> Any:
+    """``T x2`` (or ``T⁻¹ x2``) of the (N, D) rows ``x2`` (NumPy or CuPy), a new array of x2's dtype."""
+    native = backend_of(x2).native
+    c = _device_coefficients(t, native, x2.dtype)
+    a = native.take(x2, c["order"], axis=0)
+    if not inverse:
+        a = a * c["s"]
+    first = native.take(a, c["starts"], axis=0)
+    beta = (native.matmul(c["indicator"], a) - c["root"] * first) * c["inv_root_m1"]
+    a = a - c["n"] * native.take(beta, c["group_of"], axis=0)
+    if inverse:
+        a = a * c["inv_s"]
+    out = native.empty_like(a)
+    out[c["order"]] = a
+    return out
+
+
+def elementwise_variance_batched(t: BlockHouseholder, v: Any) -> Any:
+    """``Var[Q(x)_rj] = Σ_i T⁻¹[r, i]² v_ij`` from the rounding variances ``v`` (N, D) of ``Y = T x``, float64.
+
+    Rows of ``v`` in original order; the result too.
+    """
+    native = backend_of(v).native
+    c = _device_coefficients(t, native, np.float64)
+    vg = native.take(v, c["order"], axis=0)
+    group = native.matmul(c["indicator"], c["n_sq"] * vg)  # Σ_i n_i² v_i per group, (K, D)
+    w = c["var_self"] * vg + c["var_group"] * native.take(group, c["group_of"], axis=0)
+    out = native.empty_like(w)
+    out[c["order"]] = w
+    return out

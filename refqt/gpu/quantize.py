@@ -1,0 +1,86 @@
+"""The device path of every gradient quantizer: ranges, (transform), one fused rounding, (inverse).
+
+:meth:`refqt.quant.base.GradientQuantizer.__call__` sends an array here when
+:func:`refqt.backend.device_path` says so (CuPy arrays; NumPy arrays inside
+:func:`refqt.backend.emulate_device`). The steps are the reference path's
+(docs/theory/quantizers.md), done as a few large device operations:
+
+1. ``T x`` (BHQ only: :mod:`refqt.gpu.householder`, a handful of batched
+   operations; the identity for the others);
+2. the quantizer's own grid from device reductions (``min``/``max`` per
+   tensor, row or channel); only the N (or C, or 2) range numbers that a grid
+   rule needs on the host ever leave the device (PTQ's zero-aligned rule,
+   PerSampleShift's shifts, BHQ's grouping);
+3. one fused rounding with noise made in the kernel
+   (:func:`refqt.gpu.rounding.round_on_device`) from a 64-bit key drawn from
+   the layer's generator (:func:`refqt.gpu.noise.draw_key`);
+4. ``T⁻¹`` (BHQ only).
+
+Noise: the codes are the counter noise of :mod:`refqt.gpu.noise`, not the
+CPU's :class:`~refqt.quant.rounding.NoiseStream`, so on the device path
+``q(x, rng)`` differs from the CPU's ``q(x, rng)`` (both unbiased, same
+variance) but is the same on NumPy and CuPy, bit for bit, for the same
+generator state; :meth:`~refqt.quant.base.GradientQuantizer.uniform` on the
+device path returns these very codes, so ``q(x, rng) ==
+q.quantize(x, q.uniform(x, rng))`` holds there as on the CPU.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from refqt.backend import backend_of
+from refqt.gpu.noise import CounterNoise, codes_at, draw_key
+from refqt.gpu.rounding import round_on_device
+from refqt.quant.checks import work_dtype
+from refqt.quant.rounding import uniform_from_codes
+
+
+def rows_of(x: Any) -> Any:
+    """The (N, D) view of ``x`` (N = first axis), without a copy."""
+    native = backend_of(x).native
+    n = x.shape[0] if x.ndim else 1
+    return native.reshape(x, (n, x.size // n if n else 0))
+
+
+def quantize_on_device(q: Any, x: Any, rng: np.random.Generator, out: Any | None = None) -> Any:
+    """``Q(x)`` by the device algorithm, noise keyed by one draw of ``rng``; into ``out`` if given.
+
+    ``q``: a :class:`~refqt.quant.base.GradientQuantizer` (its ``_transform``,
+    ``_grid`` and ``_untransform`` say what ``T`` and the grid are). Same
+    shape and dtype as ``x``.
+    """
+    native = backend_of(x).native
+    noise = CounterNoise(draw_key(rng))
+    x2 = rows_of(x)
+    work = work_dtype(native, x.dtype)
+    y2, transform = q._transform(x2.astype(work, copy=False), fast_path=False)
+    grid = q._grid(y2, fast_path=False, shape=tuple(x.shape))
+    if out is None:
+        out = native.empty(x.shape, dtype=x.dtype)
+    out2 = rows_of(out)
+    start = noise.reserve(x2.size)
+    if transform is None:
+        round_on_device(x2, grid, noise.key, start, out2)
+        return out
+    v = native.empty(y2.shape, dtype=work)
+    round_on_device(y2, grid, noise.key, start, v)
+    out2[...] = q._untransform(v, transform)
+    return out
+
+
+def uniform_on_device(x: Any, rng: np.random.Generator, samples: int | None) -> Any:
+    """The noise ``u`` that the device path's ``q(x, rng)`` uses, shape ``x.shape`` or ``(samples, *x.shape)``.
+
+    One key per sample, drawn in order (sample s is what the s-th call would
+    use); codes ``0 … x.size − 1`` of each key, made on x's backend.
+    """
+    native = backend_of(x).native
+    counts = native.arange(x.size, dtype=np.int64)
+    keys = [draw_key(rng) for _ in range(1 if samples is None else samples)]
+    codes = native.stack([native.reshape(codes_at(k, counts), x.shape) for k in keys])
+    if samples is None:
+        codes = codes[0]
+    return uniform_from_codes(codes, work_dtype(native, x.dtype))
