@@ -86,7 +86,7 @@ def apply_transform_batched(t: BlockHouseholder, x2: Any, inverse: bool = False)
 
 
 def elementwise_variance_batched(t: BlockHouseholder, v: Any) -> Any:
-    """``Var[Q(x)_rj] = Σ_i T⁻¹[r, i]² v_ij`` from the rounding variances ``v`` (N, D) of ``Y = T x``, float64.
+    """``Var[Q(x)_rj] = Σ_i T⁻¹[r, i]² v_ij`` from the rounding variances ``v`` (N, D) of ``T x``, float64.
 
     Rows of ``v`` in original order; the result too.
     """

@@ -72,7 +72,7 @@ def quantize_on_device(q: Any, x: Any, rng: np.random.Generator, out: Any | None
 
 
 def uniform_on_device(x: Any, rng: np.random.Generator, samples: int | None) -> Any:
-    """The noise ``u`` that the device path's ``q(x, rng)`` uses, shape ``x.shape`` or ``(samples, *x.shape)``.
+    """The noise ``u`` of the device path's ``q(x, rng)``: shape ``x.shape`` or ``(samples, *x.shape)``.
 
     One key per sample, drawn in order (sample s is what the s-th call would
     use); codes ``0 … x.size − 1`` of each key, made on x's backend.

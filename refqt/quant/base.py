@@ -4,7 +4,7 @@ A gradient quantizer ``q`` maps an array whose first axis is the row axis
 (samples; (N, C, H, W) is seen as (N, C·H·W)) to an unbiased random
 dequantized array of the same shape and dtype::
 
-    q(x, rng, out=None)             NumPy fast path; device path (refqt/gpu) on CuPy and under emulate_device; else reference
+    q(x, rng, out=None)             NumPy fast path; refqt/gpu on CuPy and under emulate_device
     q.quantize(x, u)                reference path with explicit noise u, shape x.shape or (S, *x.shape)
     q.uniform(x, rng, samples=None) the noise q(x, rng) would use (so q(x, rng) == q.quantize(x, u))
     q.encode(x, u) -> Encoded       integer codes + grid + transform (bin-usage histograms)
