@@ -32,10 +32,10 @@ ROUND_SOURCE = (
     CUDA_SOURCE
     + r"""
 // refqt/gpu/rounding.py: the level k of one element, y in grid units, m its noise code.
-template <typename W>
-__host__ __device__ inline W refqt_round_level(W y, unsigned int m, W kmin, W kmax) {
-    W u = ((W)m + (W)0.5) * (W)(1.0 / 65536.0);
-    W k = floor(y + u);
+template <typename F>
+__host__ __device__ inline F refqt_round_level(F y, unsigned int m, F kmin, F kmax) {
+    F u = ((F)m + (F)0.5) * (F)(1.0 / 65536.0);
+    F k = floor(y + u);
     k = k < kmin ? kmin : k;
     return k > kmax ? kmax : k;
 }
