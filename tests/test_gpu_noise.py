@@ -103,10 +103,13 @@ def test_codes_independent_across_streams_and_steps(other):
 
 
 # -- the CUDA source, compiled for the host -----------------------------------------------------
-HOST_WRAPPERS = r"""
+HOST_WRAPPERS = (
+    r"""
 #include <cmath>
 using std::floor;
-""" + ROUND_SOURCE + r"""
+"""
+    + ROUND_SOURCE
+    + r"""
 extern "C" void codes(unsigned long long key, const long long* c, unsigned short* out, long long n) {
     for (long long i = 0; i < n; ++i)
         out[i] = (unsigned short)refqt_noise_code(key, (unsigned long long)c[i]);
@@ -116,7 +119,9 @@ static void round_all(const X* xs, W lo_, W inv_step, W step, W kmin, W kmax, un
                       unsigned long long start, int has_lo, X* qs, long long n) {
     for (long long i = 0; i < n; ++i) {
         X x = xs[i]; W lo = lo_; X q;
-        """ + ROUND_BODY + r"""
+        """
+    + ROUND_BODY
+    + r"""
         qs[i] = q;
     }
 }
@@ -131,6 +136,7 @@ extern "C" void round_f64(const double* x, double lo, double inv, double step, d
     round_all<double, double>(x, lo, inv, step, kmin, kmax, key, start, has_lo, q, n);
 }
 """
+)
 
 
 @pytest.fixture(scope="module")
@@ -191,29 +197,39 @@ def test_cuda_rounding_equals_the_numpy_mirror_bit_for_bit(host_lib, dtype, zero
         got.ctypes.data_as(ctypes.c_void_p),
         ctypes.c_longlong(x.size),
     )
-    assert np.array_equal(got.view(np.uint64 if dtype == np.float64 else np.uint32),
-                          expected.view(np.uint64 if dtype == np.float64 else np.uint32))
+    assert np.array_equal(
+        got.view(np.uint64 if dtype == np.float64 else np.uint32),
+        expected.view(np.uint64 if dtype == np.float64 else np.uint32),
+    )
 
 
 def kernel_ptx_sources():
     """Each CuPy kernel source of refqt/gpu (noise, rounding) as a standalone __global__ kernel."""
-    rounding = ROUND_SOURCE + r"""
+    rounding = (
+        ROUND_SOURCE
+        + r"""
 typedef float X; typedef float W;
 extern "C" __global__ void refqt_stochastic_round(const X* xs, const W* los, const W* invs, const W* steps,
         W kmin, W kmax, unsigned long long key, unsigned long long start, int has_lo, X* qs, long long n) {
     long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;
     if (i >= n) return;
     X x = xs[i]; W lo = los[i]; W inv_step = invs[i]; W step = steps[i]; X q;
-""" + ROUND_BODY + r"""
+"""
+        + ROUND_BODY
+        + r"""
     qs[i] = q;
 }
 """
-    noise = CUDA_SOURCE + r"""
+    )
+    noise = (
+        CUDA_SOURCE
+        + r"""
 extern "C" __global__ void codes(unsigned long long key, unsigned short* m, long long n) {
     long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;
     if (i < n) m[i] = (unsigned short)refqt_noise_code(key, (unsigned long long)i);
 }
 """
+    )
     return {"noise": noise, "rounding": rounding}
 
 

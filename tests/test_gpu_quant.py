@@ -207,3 +207,44 @@ def test_cupy_device_noise_unbiased_and_exact_variance(name):
     per_draw = np.sum((samples - x) ** 2, axis=(1, 2, 3))
     se = per_draw.std(ddof=1) / np.sqrt(per_draw.size)
     assert abs(per_draw.mean() - q.conditional_variance(xd)) < 5 * se
+
+
+def test_fqt_backward_on_the_device_path_draws_no_host_noise(monkeypatch):
+    """Under emulate_device an FQT step takes only 64-bit keys from the layers' generators, never host codes."""
+    from refqt import Tensor, ops
+    from refqt.data import load_digits
+    from refqt.fqt import QuantConfig, quantize
+    from refqt.models import SmallCNN
+    from refqt.quant.rounding import NoiseStream
+
+    x, y = load_digits()
+    x, y = x[:8], y[:8]
+
+    def grads(seed):
+        model = SmallCNN(channels=4, hidden=16, rng=np.random.default_rng(0))
+        quantize(model, QuantConfig(mode="fqt", grad_quantizer="bhq", grad_bits=4, seed=seed))
+        ops.cross_entropy(model(Tensor(x)), y).backward()
+        return {n: p.grad.copy() for n, p in model.named_parameters()}
+
+    cpu = grads(3)
+
+    def no_host_noise(self, n):
+        raise AssertionError("host noise drawn on the device path")
+
+    monkeypatch.setattr(NoiseStream, "take", no_host_noise)
+    with emulate_device():
+        a, b, c = grads(3), grads(3), grads(4)
+    for name in a:
+        assert np.array_equal(a[name], b[name]), name
+    assert any(not np.array_equal(a[n], c[n]) for n in a)
+    assert any(not np.array_equal(a[n], cpu[n]) for n in a)  # another noise mode than the CPU's
+
+
+def test_benchmark_rows_run_on_numpy():
+    from refqt.benchmarks.gpu_quant import format_rows, quant_rows
+
+    rows = quant_rows("numpy", shape=(8, 4, 5, 5), bits=8, repeats=1)
+    assert [r["quantizer"] for r in rows] == ["PTQ", "PSQ", "PSQ per channel", "BHQ"]
+    assert all(r["quantize"] > 0 and r["copy"] > 0 for r in rows)
+    assert rows[-1]["transform"] > 0 and rows[0]["transform"] is None
+    assert "PSQ per channel" in format_rows(rows, "t")

@@ -58,17 +58,17 @@ def quantize_on_device(q: Any, x: Any, rng: np.random.Generator, out: Any | None
     work = work_dtype(native, x.dtype)
     y2, transform = q._transform(x2.astype(work, copy=False), fast_path=False)
     grid = q._grid(y2, fast_path=False, shape=tuple(x.shape))
-    if out is None:
-        out = native.empty(x.shape, dtype=x.dtype)
-    out2 = rows_of(out)
+    target = out if out is not None and out.flags.c_contiguous else native.empty(x.shape, dtype=x.dtype)
     start = noise.reserve(x2.size)
     if transform is None:
-        round_on_device(x2, grid, noise.key, start, out2)
-        return out
-    v = native.empty(y2.shape, dtype=work)
-    round_on_device(y2, grid, noise.key, start, v)
-    out2[...] = q._untransform(v, transform)
-    return out
+        round_on_device(x2, grid, noise.key, start, rows_of(target))
+    else:
+        v = native.empty(y2.shape, dtype=work)
+        round_on_device(y2, grid, noise.key, start, v)
+        rows_of(target)[...] = q._untransform(v, transform)
+    if out is not None and target is not out:
+        out[...] = target
+    return target if out is None else out
 
 
 def uniform_on_device(x: Any, rng: np.random.Generator, samples: int | None) -> Any:
