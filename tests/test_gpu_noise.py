@@ -15,7 +15,7 @@ import pytest
 from scipy import stats
 
 from refqt.gpu.noise import CUDA_SOURCE, CounterNoise, codes_at, counter_key, draw_key, mix64, mix64_int
-from refqt.gpu.rounding import KERNEL_OPTIONS, ROUND_BODY, ROUND_SOURCE, round_mirror
+from refqt.gpu.rounding import COUNTERS, KERNEL_OPTIONS, ROUND_SOURCE, round_body, round_mirror
 from refqt.quant.grid import minmax_grid, zero_aligned_grid
 
 NVCC = shutil.which("nvcc")
@@ -103,39 +103,38 @@ def test_codes_independent_across_streams_and_steps(other):
 
 
 # -- the CUDA source, compiled for the host -----------------------------------------------------
-HOST_WRAPPERS = (
-    r"""
-#include <cmath>
-using std::floor;
+def host_round_function(counter, ctype):
+    """An extern "C" host loop running the kernel body on every element, grid numbers per row."""
+    return (
+        f"""
+extern "C" void round_{counter}_{ctype}(const {ctype}* xs, const {ctype}* los, const {ctype}* invs,
+        const {ctype}* steps, {ctype} kmin, {ctype} kmax, unsigned long long key, unsigned long long start,
+        int has_lo, const long long* rows, long long d, {ctype}* qs, long long n) {{
+    typedef {ctype} X; typedef {ctype} W;
+    for (long long i = 0; i < n; ++i) {{
+        X x = xs[i]; W lo = los[i / d]; W inv_step = invs[i / d]; W step = steps[i / d]; X q;
+        long long row = rows[i / d];
+        (void)row;
 """
+        + round_body(counter)
+        + """
+        qs[i] = q;
+    }
+}
+"""
+    )
+
+
+HOST_WRAPPERS = (
+    "#include <cmath>\nusing std::floor;\n"
     + ROUND_SOURCE
     + r"""
 extern "C" void codes(unsigned long long key, const long long* c, unsigned short* out, long long n) {
     for (long long i = 0; i < n; ++i)
         out[i] = (unsigned short)refqt_noise_code(key, (unsigned long long)c[i]);
 }
-template <typename X, typename W>
-static void round_all(const X* xs, W lo_, W inv_step, W step, W kmin, W kmax, unsigned long long key,
-                      unsigned long long start, int has_lo, X* qs, long long n) {
-    for (long long i = 0; i < n; ++i) {
-        X x = xs[i]; W lo = lo_; X q;
-        """
-    + ROUND_BODY
-    + r"""
-        qs[i] = q;
-    }
-}
-extern "C" void round_f32(const float* x, float lo, float inv, float step, float kmin, float kmax,
-                          unsigned long long key, unsigned long long start, int has_lo, float* q,
-                          long long n) {
-    round_all<float, float>(x, lo, inv, step, kmin, kmax, key, start, has_lo, q, n);
-}
-extern "C" void round_f64(const double* x, double lo, double inv, double step, double kmin, double kmax,
-                          unsigned long long key, unsigned long long start, int has_lo, double* q,
-                          long long n) {
-    round_all<double, double>(x, lo, inv, step, kmin, kmax, key, start, has_lo, q, n);
-}
 """
+    + "".join(host_round_function(c, t) for c in COUNTERS for t in ("float", "double"))
 )
 
 
@@ -148,11 +147,12 @@ def host_lib(tmp_path_factory):
     src.write_text(HOST_WRAPPERS)
     lib = d / "libnoise.so"
     # the __host__ __device__ functions compiled for the CPU, called from host loops
-    subprocess.run(
+    run = subprocess.run(
         [NVCC, "-x", "cu", "-shared", "-Xcompiler", "-fPIC,-ffp-contract=off", "-o", str(lib), str(src)],
-        check=True,
         capture_output=True,
+        text=True,
     )
+    assert run.returncode == 0, run.stderr
     return ctypes.CDLL(str(lib))
 
 
@@ -171,66 +171,82 @@ def test_cuda_codes_equal_numpy_bit_for_bit(host_lib):
         assert np.array_equal(out, codes_at(key, counters))
 
 
+def ptr(a):
+    return a.ctypes.data_as(ctypes.c_void_p)
+
+
 @needs_nvcc
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("zero_origin", [False, True])
-def test_cuda_rounding_equals_the_numpy_mirror_bit_for_bit(host_lib, dtype, zero_origin):
+@pytest.mark.parametrize("grid_kind", ["rows", "zero-aligned"])
+@pytest.mark.parametrize("counter", sorted(COUNTERS))
+def test_cuda_rounding_equals_the_numpy_mirror_bit_for_bit(host_lib, dtype, grid_kind, counter):
     rng = np.random.default_rng(1)
-    x = (rng.standard_normal((40, 257)) * 3.0).astype(dtype)
-    if zero_origin:
+    x = (rng.standard_normal((40, 257)) * np.exp(rng.standard_normal((40, 1)))).astype(dtype)
+    if grid_kind == "zero-aligned":  # PTQ's grid: origin 0
         grid = zero_aligned_grid(float(x.min()), float(x.max()), 15, np, dtype)
-    else:
-        grid = minmax_grid(x.min(keepdims=True), x.max(keepdims=True), 15, dtype)
-    assert (grid.lo is None) == zero_origin
+    else:  # PSQ's grid: one (lo, step) per row
+        grid = minmax_grid(x.min(axis=1, keepdims=True), x.max(axis=1, keepdims=True), 15, dtype)
+    assert (grid.lo is None) == (grid_kind == "zero-aligned")
+    rows = rng.permutation(40) if counter == "rows" else None
     key, start = draw_key(rng), 977
-    expected = round_mirror(x, grid, key, start, np.empty_like(x))
+    expected = round_mirror(x, grid, key, start, np.empty_like(x), rows)
     got = np.empty_like(x)
+    per_row = [
+        np.ascontiguousarray(np.broadcast_to(p, (40, 1)), dtype=dtype)
+        for p in (np.zeros((1, 1)) if grid.lo is None else grid.lo, grid.inv_step, grid.step)
+    ]
     c = ctypes.c_float if dtype == np.float32 else ctypes.c_double
-    lo = 0.0 if grid.lo is None else float(grid.lo[0, 0])
-    fn = host_lib.round_f32 if dtype == np.float32 else host_lib.round_f64
+    fn = getattr(host_lib, f"round_{counter}_{'float' if dtype == np.float32 else 'double'}")
+    row_ids = np.arange(40, dtype=np.int64) if rows is None else rows.astype(np.int64)
     fn(
-        x.ctypes.data_as(ctypes.c_void_p),
-        *(c(float(v)) for v in (lo, grid.inv_step[0, 0], grid.step[0, 0], grid.kmin[0, 0], grid.kmax[0, 0])),
+        *(ptr(a) for a in (x, *per_row)),
+        c(float(grid.kmin[0, 0])),
+        c(float(grid.kmax[0, 0])),
         ctypes.c_ulonglong(key),
         ctypes.c_ulonglong(start),
         ctypes.c_int(grid.lo is not None),
-        got.ctypes.data_as(ctypes.c_void_p),
+        ptr(row_ids),
+        ctypes.c_longlong(x.shape[1]),
+        ptr(got),
         ctypes.c_longlong(x.size),
     )
-    assert np.array_equal(
-        got.view(np.uint64 if dtype == np.float64 else np.uint32),
-        expected.view(np.uint64 if dtype == np.float64 else np.uint32),
-    )
+    bits = np.uint64 if dtype == np.float64 else np.uint32
+    assert np.array_equal(got.view(bits), expected.view(bits))
+    assert not np.array_equal(expected, round_mirror(x, grid, key + 1, start, np.empty_like(x), rows))
 
 
 def kernel_ptx_sources():
-    """Each CuPy kernel source of refqt/gpu (noise, rounding) as a standalone __global__ kernel."""
-    rounding = (
-        ROUND_SOURCE
-        + r"""
-typedef float X; typedef float W;
-extern "C" __global__ void refqt_stochastic_round(const X* xs, const W* los, const W* invs, const W* steps,
-        W kmin, W kmax, unsigned long long key, unsigned long long start, int has_lo, X* qs, long long n) {
-    long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;
-    if (i >= n) return;
-    X x = xs[i]; W lo = los[i]; W inv_step = invs[i]; W step = steps[i]; X q;
-"""
-        + ROUND_BODY
-        + r"""
-    qs[i] = q;
-}
-"""
-    )
-    noise = (
-        CUDA_SOURCE
+    """Each CuPy kernel source of refqt/gpu (noise, both roundings) as a standalone __global__ kernel."""
+    sources = {
+        "noise": CUDA_SOURCE
         + r"""
 extern "C" __global__ void codes(unsigned long long key, unsigned short* m, long long n) {
     long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;
     if (i < n) m[i] = (unsigned short)refqt_noise_code(key, (unsigned long long)i);
 }
 """
-    )
-    return {"noise": noise, "rounding": rounding}
+    }
+    for counter in COUNTERS:
+        sources[f"round-{counter}"] = (
+            ROUND_SOURCE
+            + r"""
+typedef float X; typedef float W;
+extern "C" __global__ void refqt_stochastic_round(const X* xs, const W* los, const W* invs, const W* steps,
+        W kmin, W kmax, unsigned long long key, unsigned long long start, int has_lo, const long long* rows,
+        long long d, X* qs, long long n) {
+    long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    X x = xs[i]; W lo = los[i / d]; W inv_step = invs[i / d]; W step = steps[i / d]; X q;
+    long long row = rows[i / d];
+    (void)row;
+"""
+            + round_body(counter)
+            + r"""
+    qs[i] = q;
+}
+"""
+        )
+    return sources
 
 
 @needs_nvcc

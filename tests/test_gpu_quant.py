@@ -210,7 +210,7 @@ def test_cupy_device_noise_unbiased_and_exact_variance(name):
 
 
 def test_fqt_backward_on_the_device_path_draws_no_host_noise(monkeypatch):
-    """Under emulate_device an FQT step takes only 64-bit keys from the layers' generators, never host codes."""
+    """Under emulate_device an FQT step takes only 64-bit keys from the layers' generators, no host codes."""
     from refqt import Tensor, ops
     from refqt.data import load_digits
     from refqt.fqt import QuantConfig, quantize

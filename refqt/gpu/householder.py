@@ -35,8 +35,13 @@ from refqt.backend import backend_of
 from refqt.quant.householder import BlockHouseholder
 
 
-def _device_coefficients(t: BlockHouseholder, native: Any, work: Any) -> dict[str, Any]:
-    """The grouped coefficients of ``t`` as ``native`` arrays of dtype ``work``, plus J (cached on ``t``)."""
+def device_coefficients(t: BlockHouseholder, native: Any, work: Any) -> dict[str, Any]:
+    """``t``'s grouped coefficients as ``native`` arrays of dtype ``work``, plus J (cached on ``t``).
+
+    ``order`` (N,): original row of each grouped row; ``starts``, ``group_of``;
+    ``indicator`` J (K, N); per row (N, 1) ``n``, ``s``, ``inv_s``; per group
+    (K, 1) ``root``, ``inv_root_m1``; and the variance weights.
+    """
     key = ("device", native.__name__, np.dtype(work))
     if key not in t._cache:
         c = t.grouped_coefficients(work)
@@ -68,21 +73,43 @@ def _device_coefficients(t: BlockHouseholder, native: Any, work: Any) -> dict[st
     return t._cache[key]
 
 
-def apply_transform_batched(t: BlockHouseholder, x2: Any, inverse: bool = False) -> Any:
-    """``T x2`` (or ``T⁻¹ x2``) of the (N, D) rows ``x2`` (NumPy or CuPy), a new array of x2's dtype."""
+def gather_rows(t: BlockHouseholder, x2: Any) -> Any:
+    """The rows of ``x2`` (N, D) in ``t``'s grouped order, a new array (NumPy or CuPy)."""
     native = backend_of(x2).native
-    c = _device_coefficients(t, native, x2.dtype)
-    a = native.take(x2, c["order"], axis=0)
+    return native.take(x2, device_coefficients(t, native, x2.dtype)["order"], axis=0)
+
+
+def scatter_rows(t: BlockHouseholder, a: Any, out2: Any) -> Any:
+    """``out2[order] = a``: rows in grouped order back to their original places (cast to out2's dtype)."""
+    native = backend_of(a).native
+    out2[device_coefficients(t, native, a.dtype)["order"]] = a
+    return out2
+
+
+def householder_grouped(t: BlockHouseholder, a: Any, inverse: bool = False) -> Any:
+    """``T`` (or ``T⁻¹``) in place on rows ``a`` (N, D) already in grouped order; returns ``a``.
+
+    Pre-scale (``T``), group sums by one GEMM, ``β`` per group, rank-1 updates
+    of all rows, post-scale (``T⁻¹``): the steps of the module docstring.
+    """
+    native = backend_of(a).native
+    c = device_coefficients(t, native, a.dtype)
     if not inverse:
-        a = a * c["s"]
+        a *= c["s"]
     first = native.take(a, c["starts"], axis=0)
     beta = (native.matmul(c["indicator"], a) - c["root"] * first) * c["inv_root_m1"]
-    a = a - c["n"] * native.take(beta, c["group_of"], axis=0)
+    update = native.take(beta, c["group_of"], axis=0)
+    update *= c["n"]
+    a -= update
     if inverse:
-        a = a * c["inv_s"]
-    out = native.empty_like(a)
-    out[c["order"]] = a
-    return out
+        a *= c["inv_s"]
+    return a
+
+
+def apply_transform_batched(t: BlockHouseholder, x2: Any, inverse: bool = False) -> Any:
+    """``T x2`` (or ``T⁻¹ x2``) of the (N, D) rows ``x2`` (NumPy or CuPy), a new array of x2's dtype."""
+    a = householder_grouped(t, gather_rows(t, x2), inverse)
+    return scatter_rows(t, a, backend_of(a).native.empty_like(a))
 
 
 def elementwise_variance_batched(t: BlockHouseholder, v: Any) -> Any:
@@ -91,7 +118,7 @@ def elementwise_variance_batched(t: BlockHouseholder, v: Any) -> Any:
     Rows of ``v`` in original order; the result too.
     """
     native = backend_of(v).native
-    c = _device_coefficients(t, native, np.float64)
+    c = device_coefficients(t, native, np.float64)
     vg = native.take(v, c["order"], axis=0)
     group = native.matmul(c["indicator"], c["n_sq"] * vg)  # Σ_i n_i² v_i per group, (K, D)
     w = c["var_self"] * vg + c["var_group"] * native.take(group, c["group_of"], axis=0)

@@ -6,7 +6,8 @@
 (docs/theory/quantizers.md), done as a few large device operations:
 
 1. ``T x`` (BHQ only: :mod:`refqt.gpu.householder`, a handful of batched
-   operations; the identity for the others);
+   operations; the identity for the others), its rows left in ``T``'s
+   grouped order until ``T⁻¹`` (one gather, one scatter in all);
 2. the quantizer's own grid from device reductions (``min``/``max`` per
    tensor, row or channel); only the N (or C, or 2) range numbers that a grid
    rule needs on the host ever leave the device (PTQ's zero-aligned rule,
@@ -32,8 +33,10 @@ from typing import Any
 import numpy as np
 
 from refqt.backend import backend_of
+from refqt.gpu.householder import device_coefficients, gather_rows, householder_grouped, scatter_rows
 from refqt.gpu.noise import CounterNoise, codes_at, draw_key
 from refqt.gpu.rounding import round_on_device
+from refqt.quant.bhq import BHQ
 from refqt.quant.checks import work_dtype
 from refqt.quant.rounding import uniform_from_codes
 
@@ -56,19 +59,32 @@ def quantize_on_device(q: Any, x: Any, rng: np.random.Generator, out: Any | None
     noise = CounterNoise(draw_key(rng))
     x2 = rows_of(x)
     work = work_dtype(native, x.dtype)
-    y2, transform = q._transform(x2.astype(work, copy=False), fast_path=False)
-    grid = q._grid(y2, fast_path=False, shape=tuple(x.shape))
     target = out if out is not None and out.flags.c_contiguous else native.empty(x.shape, dtype=x.dtype)
     start = noise.reserve(x2.size)
-    if transform is None:
-        round_on_device(x2, grid, noise.key, start, rows_of(target))
+    if isinstance(q, BHQ):
+        _bhq_grouped(q, x2.astype(work, copy=False), noise.key, start, rows_of(target))
     else:
-        v = native.empty(y2.shape, dtype=work)
-        round_on_device(y2, grid, noise.key, start, v)
-        rows_of(target)[...] = q._untransform(v, transform)
+        grid = q._grid(x2.astype(work, copy=False), fast_path=False, shape=tuple(x.shape))
+        round_on_device(x2, grid, noise.key, start, rows_of(target))
     if out is not None and target is not out:
         out[...] = target
     return target if out is None else out
+
+
+def _bhq_grouped(q: BHQ, x2: Any, key: int, start: int, out2: Any) -> None:
+    """BHQ with the rows kept in ``T``'s grouped order from ``T`` to ``T⁻¹`` (one gather, one scatter).
+
+    BHQ's grid is one per row of ``T x``, so the order of the rows does not
+    change it; each element still gets the code of its place in ``T x``
+    (the ``rows`` counter), so the result is the same as through
+    ``q._transform`` / ``q._untransform`` in the original order, bit for bit.
+    """
+    t = q._find_transform(x2, fast_path=False)
+    a = householder_grouped(t, gather_rows(t, x2))
+    grid = q._grid(a, fast_path=False, shape=tuple(x2.shape))
+    order = device_coefficients(t, backend_of(a).native, a.dtype)["order"]
+    round_on_device(a, grid, key, start, a, rows=order)
+    scatter_rows(t, householder_grouped(t, a, inverse=True), out2)
 
 
 def uniform_on_device(x: Any, rng: np.random.Generator, samples: int | None) -> Any:

@@ -45,59 +45,80 @@ __host__ __device__ inline F refqt_round_level(F y, unsigned int m, F kmin, F km
 
 ROUND_BODY = r"""
 W y = has_lo ? ((W)x - lo) * inv_step : (W)x * inv_step;
-W k = refqt_round_level<W>(y, refqt_noise_code(key, start + (unsigned long long)i), kmin, kmax);
+W k = refqt_round_level<W>(y, refqt_noise_code(key, COUNTER), kmin, kmax);
 q = (X)(has_lo ? k * step + lo : k * step);
 """
-"""Body of the rounding ``ElementwiseKernel`` (``i`` is CuPy's element index)."""
+"""Body of the rounding ``ElementwiseKernel``; ``COUNTER`` is one of :data:`COUNTERS`."""
 
-ROUND_PARAMS = (
-    "X x, W lo, W inv_step, W step, W kmin, W kmax, uint64 key, uint64 start, int32 has_lo",
-    "X q",
-)
-"""In / out parameters of the rounding kernel."""
+COUNTERS = {
+    "flat": "start + (unsigned long long)i",
+    "rows": "start + (unsigned long long)row * (unsigned long long)d + (unsigned long long)(i % d)",
+}
+"""Element counter: ``flat``, the element's own row-major index ``i`` (CuPy's loop index);
+``rows``, for rows held in another order (BHQ's groups), row ``r`` of the array being row
+``row[r]`` of the matrix the codes are defined on (``d`` columns)."""
+
+ROUND_PARAMS = {
+    "flat": ("X x, W lo, W inv_step, W step, W kmin, W kmax, uint64 key, uint64 start, int32 has_lo", "X q"),
+    "rows": (
+        "X x, W lo, W inv_step, W step, W kmin, W kmax, uint64 key, uint64 start, int32 has_lo, "
+        "int64 row, int64 d",
+        "X q",
+    ),
+}
+"""In / out parameters of the two rounding kernels."""
 
 KERNEL_OPTIONS = ("--fmad=false",)
 """No fused multiply-add: every product and sum rounded once, as NumPy does."""
 
 
+def round_body(counter: str) -> str:
+    """The kernel body with the ``flat`` or ``rows`` element counter."""
+    return ROUND_BODY.replace("COUNTER", COUNTERS[counter])
+
+
 @functools.cache
-def _round_kernel() -> Any:
+def _round_kernel(counter: str) -> Any:
     import cupy
 
     return cupy.ElementwiseKernel(
-        *ROUND_PARAMS, ROUND_BODY, "refqt_stochastic_round", preamble=ROUND_SOURCE, options=KERNEL_OPTIONS
+        *ROUND_PARAMS[counter],
+        round_body(counter),
+        f"refqt_stochastic_round_{counter}",
+        preamble=ROUND_SOURCE,
+        options=KERNEL_OPTIONS,
     )
 
 
-def round_on_device(x2: Any, grid: AffineGrid, key: int, start: int, out2: Any) -> Any:
+def round_on_device(
+    x2: Any, grid: AffineGrid, key: int, start: int, out2: Any, rows: Any | None = None
+) -> Any:
     """``out2 = x̂`` of the (N, D) rows ``x2`` on ``grid``, noise codes ``start … start + N·D − 1`` of ``key``.
 
     ``x2``: NumPy or CuPy, any float dtype (computed in the grid's working
-    dtype, written in ``out2``'s); ``out2`` (N, D), may be ``x2``. CuPy: one
-    fused kernel. NumPy: its mirror, :func:`round_mirror`.
+    dtype, written in ``out2``'s); ``out2`` (N, D), may be ``x2``. ``rows``:
+    optional (N,) integer array, row r of ``x2`` being row ``rows[r]`` of the
+    matrix whose row-major order numbers the codes (None: ``x2`` itself).
+    CuPy: one fused kernel. NumPy: its mirror, :func:`round_mirror`.
     """
     if isinstance(x2, np.ndarray):
-        return round_mirror(x2, grid, key, start, out2)
+        return round_mirror(x2, grid, key, start, out2, rows)
     lo = grid.lo if grid.lo is not None else grid.step.dtype.type(0)  # unused when has_lo is 0
-    return _round_kernel()(
-        x2,
-        lo,
-        grid.inv_step,
-        grid.step,
-        grid.kmin,
-        grid.kmax,
-        np.uint64(key),
-        np.uint64(start),
-        np.int32(grid.lo is not None),
-        out2,
-    )
+    args = [x2, lo, grid.inv_step, grid.step, grid.kmin, grid.kmax]
+    args += [np.uint64(key), np.uint64(start), np.int32(grid.lo is not None)]
+    if rows is None:
+        return _round_kernel("flat")(*args, out2)
+    return _round_kernel("rows")(*args, rows.reshape(-1, 1), np.int64(x2.shape[1]), out2)
 
 
-def round_mirror(x2: np.ndarray, grid: AffineGrid, key: int, start: int, out2: np.ndarray) -> np.ndarray:
-    """NumPy mirror of the rounding kernel: the same float operations, element by element."""
+def round_mirror(
+    x2: np.ndarray, grid: AffineGrid, key: int, start: int, out2: np.ndarray, rows: np.ndarray | None = None
+) -> np.ndarray:
+    """NumPy mirror of the rounding kernels: the same float operations, element by element."""
     work = grid.step.dtype
     n, d = x2.shape
-    counters = np.arange(start, start + n * d, dtype=np.int64).reshape(n, d)
+    row = np.arange(n, dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)
+    counters = start + row[:, None] * d + np.arange(d, dtype=np.int64)
     u = (codes_at(key, counters).astype(work) + work.type(0.5)) * work.type(2.0**-NOISE_BITS)
     y = grid.scaled(x2.astype(work, copy=False))
     out2[...] = grid.values(grid.round(y, u))
