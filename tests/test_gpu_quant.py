@@ -241,10 +241,34 @@ def test_fqt_backward_on_the_device_path_draws_no_host_noise(monkeypatch):
 
 
 def test_benchmark_rows_run_on_numpy():
-    from refqt.benchmarks.gpu_quant import format_rows, quant_rows
+    from refqt.benchmarks.gpu_quant import format_rows, quant_rows, resnet20_quantizer_ms
 
     rows = quant_rows("numpy", shape=(8, 4, 5, 5), bits=8, repeats=1)
     assert [r["quantizer"] for r in rows] == ["PTQ", "PSQ", "PSQ per channel", "BHQ"]
     assert all(r["quantize"] > 0 and r["copy"] > 0 for r in rows)
     assert rows[-1]["transform"] > 0 and rows[0]["transform"] is None
     assert "PSQ per channel" in format_rows(rows, "t")
+    share = resnet20_quantizer_ms("numpy", batch=2, repeats=1)
+    assert share["total"] == share["Q_b"] + share["Q_w"] > 0
+
+
+def test_resnet20_gradient_shapes_are_the_models():
+    """The benchmark's hard-coded ResNet-20 gradient shapes are the output shapes of the model's layers."""
+    from refqt import Tensor
+    from refqt.benchmarks.gpu_quant import resnet20_gradients
+    from refqt.models.resnet import PreActResNet
+    from refqt.nn import Conv2d, Linear
+
+    model = PreActResNet(depth=20, in_channels=3, rng=np.random.default_rng(0))
+    shapes = []
+    for layer in [m for m in model.modules() if isinstance(m, Conv2d | Linear)]:
+        original = layer.forward
+
+        def record(x, original=original):
+            y = original(x)
+            shapes.append(tuple(y.shape))
+            return y
+
+        layer.forward = record
+    model(Tensor(np.zeros((2, 3, 32, 32), dtype=np.float32)))
+    assert sorted(shapes) == sorted(s for s, _ in resnet20_gradients(2))

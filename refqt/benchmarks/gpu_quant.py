@@ -95,6 +95,53 @@ def quant_rows(
     return rows
 
 
+def resnet20_gradients(batch: int = 128) -> list[tuple[tuple[int, ...], bool]]:
+    """Output-gradient shapes of ResNet-20's layers at ``batch`` on 32×32 input, and whether Q_b runs.
+
+    (:class:`refqt.models.resnet.PreActResNet`, depth 20, width 16): the stem and
+    six 3×3 convolutions per stage, plus a 1×1 shortcut in stages 2 and 3 --
+    seven (N, 16, 32, 32), seven (N, 32, 16, 16), seven (N, 64, 8, 8) -- and
+    the (N, 10) classifier. The stem's input needs no gradient, so it has no Q_b.
+    """
+    shapes = [((batch, 16, 32, 32), i > 0) for i in range(7)]
+    shapes += [((batch, 32, 16, 16), True)] * 7 + [((batch, 64, 8, 8), True)] * 7
+    return [*shapes, ((batch, 10), True)]
+
+
+def resnet20_quantizer_ms(
+    backend: str = "cupy", batch: int = 128, bits: int = 5, repeats: int = 10, seed: int = 0
+) -> dict[str, float]:
+    """Milliseconds of one FQT-BHQ step's gradient quantizers on ResNet-20 (no convolutions).
+
+    Every layer's Q_b (BHQ, ``bits``) and Q_w (PSQ per channel, 8 bits, the
+    default weight path) on a random gradient of its shape, summed: the
+    quantizers' share of the FQT step, to set against the step time of
+    ``refqt bench``. Returns ``{"Q_b": ms, "Q_w": ms, "total": ms}``.
+    """
+    native = get_backend(backend).native
+    rng = np.random.default_rng(seed)
+    q_b, q_w = BHQ(bits), PSQ(8, axis="channel")
+    work = [
+        (native.asarray(rng.standard_normal(shape, dtype=np.float32)), need)
+        for shape, need in resnet20_gradients(batch)
+    ]
+    noise = np.random.default_rng(seed + 1)
+
+    def quantizers(which: str) -> None:
+        for g, need in work:
+            if which == "Q_w":
+                q_w(g, noise)
+            elif need:
+                q_b(g, noise)
+
+    with emulate_device(backend == "numpy"):
+        figures = {
+            which: best_ms(lambda which=which: quantizers(which), native, repeats) for which in ("Q_b", "Q_w")
+        }
+    figures["total"] = figures["Q_b"] + figures["Q_w"]
+    return figures
+
+
 def format_rows(rows: list[dict[str, Any]], title: str) -> str:
     """The rows as a table: ms and multiples of the copy."""
 
@@ -124,6 +171,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--shape", default=",".join(map(str, LAYER)), help="gradient shape, e.g. 16,8,14,14")
     parser.add_argument("--bits", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument(
+        "--resnet20-batch",
+        type=int,
+        default=128,
+        help="batch of the ResNet-20 FQT-BHQ 5-bit quantizers' share (0: skip it)",
+    )
     args = parser.parse_args(argv)
     shape = tuple(int(s) for s in args.shape.split(","))
     rows = quant_rows(args.backend, shape, args.bits, args.repeats)
@@ -133,6 +186,13 @@ def main(argv: list[str] | None = None) -> None:
             rows, f"gradient quantizers, {shape} float32, {args.bits} bits, {where}, best of {args.repeats}"
         )
     )
+    if args.resnet20_batch > 0:
+        share = resnet20_quantizer_ms(args.backend, args.resnet20_batch, 5, max(1, args.repeats // 2))
+        print(
+            f"ResNet-20 FQT-BHQ 5-bit step, batch {args.resnet20_batch}, gradient quantizers only: "
+            f"Q_b (BHQ) {share['Q_b']:.3f} ms + Q_w (PSQ per channel, 8 bits) {share['Q_w']:.3f} ms "
+            f"= {share['total']:.3f} ms (set against the step time of `refqt bench`)"
+        )
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ another order than the reference's left-to-right sum, so the result equals
 :func:`refqt.quant.householder.apply_transform` to float round-off, not bit
 for bit. The indicator is dense: ``K·N`` numbers (N is the batch, 128 in the
 ResNet step) and ``K·N·D`` multiply-adds, next to the ``N·D`` of the rest.
+The GEMM must run in the working precision: CuPy's TF32 mode (``CUPY_TF32=1``)
+would round the summands to 10-bit mantissas; it is off by default.
 
 ``elementwise_variance`` is batched the same way: for a Householder block
 ``H = I − 2 n nᵀ/‖n‖²``, ``Σ_i H[r, i]² v_i = v_r (1 − 4 n_r²/‖n‖²) +
