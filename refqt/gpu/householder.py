@@ -42,7 +42,7 @@ def device_coefficients(t: BlockHouseholder, native: Any, work: Any) -> dict[str
 
     ``order`` (N,): original row of each grouped row; ``starts``, ``group_of``;
     ``indicator`` J (K, N); per row (N, 1) ``n``, ``s``, ``inv_s``; per group
-    (K, 1) ``root``, ``inv_root_m1``; and the variance weights.
+    (K, 1) ``root``, ``inv_root_m1``.
     """
     key = ("device", native.__name__, np.dtype(work))
     if key not in t._cache:
@@ -51,12 +51,6 @@ def device_coefficients(t: BlockHouseholder, native: Any, work: Any) -> dict[str
         group_of = np.repeat(np.arange(sizes.size), sizes)
         indicator = np.zeros((sizes.size, group_of.size), dtype=work)
         indicator[group_of, np.arange(group_of.size)] = 1.0
-        n = c["n"].astype(np.float64)
-        norm_sq = np.add.reduceat(n * n, c["starts"])[group_of]  # ‖n‖² of each row's group
-        with np.errstate(divide="ignore", invalid="ignore"):
-            a = np.where(norm_sq > 0, 4.0 * n * n / norm_sq, 0.0)
-            b = np.where(norm_sq > 0, a / norm_sq, 0.0)
-        inv_s2 = 1.0 / t.scales[c["order"]] ** 2
         host = {
             "order": c["order"],
             "starts": c["starts"],
@@ -67,11 +61,29 @@ def device_coefficients(t: BlockHouseholder, native: Any, work: Any) -> dict[str
             "n": c["n"][:, None],
             "s": c["s"][:, None],
             "inv_s": c["inv_s"][:, None],
-            "var_self": ((1.0 - a) * inv_s2)[:, None],  # float64: exact variances
-            "var_group": (b * inv_s2)[:, None],
-            "n_sq": (n * n)[:, None],
         }
         t._cache[key] = {name: native.asarray(v) for name, v in host.items()}
+    return t._cache[key]
+
+
+def variance_weights(t: BlockHouseholder, native: Any) -> dict[str, Any]:
+    """Float64 (N, 1) weights of :func:`elementwise_variance_batched`, rows in grouped order (cached).
+
+    ``var_self = (1 − 4n_r²/‖n‖²)/s_r²``, ``var_group = 4n_r²/(‖n‖⁴ s_r²)``, ``n_sq = n_r²``
+    (all 0 but ``var_self = 1/s_r²`` for a group of one row, whose ``n = 0``).
+    """
+    key = ("variance", native.__name__)
+    if key not in t._cache:
+        c = t.grouped_coefficients(np.float64)
+        group_of = np.repeat(np.arange(c["sizes"].size), c["sizes"])
+        n = c["n"]
+        norm_sq = np.add.reduceat(n * n, c["starts"])[group_of]  # ‖n‖² of each row's group
+        with np.errstate(divide="ignore", invalid="ignore"):
+            a = np.where(norm_sq > 0, 4.0 * n * n / norm_sq, 0.0)
+            b = np.where(norm_sq > 0, a / norm_sq, 0.0)
+        inv_s2 = 1.0 / t.scales[c["order"]] ** 2
+        host = {"var_self": (1.0 - a) * inv_s2, "var_group": b * inv_s2, "n_sq": n * n}
+        t._cache[key] = {name: native.asarray(v[:, None]) for name, v in host.items()}
     return t._cache[key]
 
 
@@ -121,9 +133,10 @@ def elementwise_variance_batched(t: BlockHouseholder, v: Any) -> Any:
     """
     native = backend_of(v).native
     c = device_coefficients(t, native, np.float64)
+    weights = variance_weights(t, native)
     vg = native.take(v, c["order"], axis=0)
-    group = native.matmul(c["indicator"], c["n_sq"] * vg)  # Σ_i n_i² v_i per group, (K, D)
-    w = c["var_self"] * vg + c["var_group"] * native.take(group, c["group_of"], axis=0)
+    group = native.matmul(c["indicator"], weights["n_sq"] * vg)  # Σ_i n_i² v_i per group, (K, D)
+    w = weights["var_self"] * vg + weights["var_group"] * native.take(group, c["group_of"], axis=0)
     out = native.empty_like(w)
     out[c["order"]] = w
     return out
