@@ -16,6 +16,7 @@ from scipy import stats
 
 from refqt.gpu.noise import CUDA_SOURCE, CounterNoise, codes_at, counter_key, draw_key, mix64, mix64_int
 from refqt.gpu.rounding import COUNTERS, KERNEL_OPTIONS, ROUND_SOURCE, round_body, round_mirror
+from refqt.gpu.variance import VARIANCE_MAP, VARIANCE_SOURCE, variance_sums_mirror
 from refqt.quant.grid import minmax_grid, zero_aligned_grid
 
 NVCC = shutil.which("nvcc")
@@ -125,9 +126,26 @@ extern "C" void round_{counter}_{ctype}(const {ctype}* xs, const {ctype}* los, c
     )
 
 
+HOST_VARIANCE = (
+    r"""
+extern "C" void variance_float(const float* xs, const float* los, const float* invs, const float* steps,
+        float kmin, float kmax, int has_lo, long long d, double* out, long long n) {
+    typedef float X; typedef float W;
+    for (long long i = 0; i < n; ++i) {
+        X x = xs[i]; W lo = los[i / d]; W inv_step = invs[i / d]; W step = steps[i / d];
+        out[i] = """
+    + VARIANCE_MAP
+    + r""";
+    }
+}
+"""
+)
+
 HOST_WRAPPERS = (
     "#include <cmath>\nusing std::floor;\n"
     + ROUND_SOURCE
+    + VARIANCE_SOURCE
+    + HOST_VARIANCE
     + r"""
 extern "C" void codes(unsigned long long key, const long long* c, unsigned short* out, long long n) {
     for (long long i = 0; i < n; ++i)
@@ -173,6 +191,37 @@ def test_cuda_codes_equal_numpy_bit_for_bit(host_lib):
 
 def ptr(a):
     return a.ctypes.data_as(ctypes.c_void_p)
+
+
+@needs_nvcc
+@pytest.mark.parametrize("zero_origin", [False, True])
+def test_cuda_variance_map_equals_the_numpy_mirror(host_lib, zero_origin):
+    """Per element p(1 − p)·step² bit for bit; the sums agree to float64 round-off."""
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((30, 101)) * np.exp(rng.standard_normal((30, 1)))).astype(np.float32)
+    x[:, :7] = 0.0
+    if zero_origin:
+        grid = zero_aligned_grid(float(x.min()), float(x.max()), 7, np, np.float32)
+    else:
+        grid = minmax_grid(x.min(axis=1, keepdims=True), x.max(axis=1, keepdims=True), 7, np.float32)
+    per_row = [
+        np.ascontiguousarray(np.broadcast_to(p, (30, 1)), dtype=np.float32)
+        for p in (np.zeros((1, 1)) if grid.lo is None else grid.lo, grid.inv_step, grid.step)
+    ]
+    got = np.empty(x.shape)
+    host_lib.variance_float(
+        *(ptr(a) for a in (x, *per_row)),
+        ctypes.c_float(float(grid.kmin[0, 0])),
+        ctypes.c_float(float(grid.kmax[0, 0])),
+        ctypes.c_int(grid.lo is not None),
+        ctypes.c_longlong(x.shape[1]),
+        ptr(got),
+        ctypes.c_longlong(x.size),
+    )
+    want = grid.elementwise_variance(x).astype(np.float64)
+    assert np.array_equal(got, want)
+    np.testing.assert_allclose(variance_sums_mirror(x, grid, axis=1), got.sum(axis=1), rtol=1e-12)
+    assert float(variance_sums_mirror(x, grid)) == pytest.approx(got.sum(), rel=1e-12)
 
 
 @needs_nvcc
@@ -246,6 +295,21 @@ extern "C" __global__ void refqt_stochastic_round(const X* xs, const W* los, con
 }
 """
         )
+    sources["variance"] = (
+        VARIANCE_SOURCE
+        + r"""
+typedef float X; typedef float W;
+extern "C" __global__ void variance(const X* xs, const W* los, const W* invs, const W* steps, W kmin, W kmax,
+        int has_lo, long long d, double* out, long long n) {
+    long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    X x = xs[i]; W lo = los[i / d]; W inv_step = invs[i / d]; W step = steps[i / d];
+    out[i] = """
+        + VARIANCE_MAP
+        + r""";
+}
+"""
+    )
     return sources
 
 

@@ -272,3 +272,13 @@ def test_resnet20_gradient_shapes_are_the_models():
         layer.forward = record
     model(Tensor(np.zeros((2, 3, 32, 32), dtype=np.float32)))
     assert sorted(shapes) == sorted(s for s, _ in resnet20_gradients(2))
+
+
+@pytest.mark.parametrize("name", sorted(QUANTIZERS))
+def test_fused_conditional_variance_equals_the_cpu_one(name):
+    q = QUANTIZERS[name](4)
+    x = gradient((12, 3, 5, 5), 12, np.float64)
+    with emulate_device():
+        device = q.conditional_variance(x)
+    assert device == pytest.approx(q.conditional_variance(x), rel=1e-9)
+    assert device > 0

@@ -103,7 +103,7 @@ def round_on_device(
     """
     if isinstance(x2, np.ndarray):
         return round_mirror(x2, grid, key, start, out2, rows)
-    lo = grid.lo if grid.lo is not None else grid.step.dtype.type(0)  # unused when has_lo is 0
+    lo = grid.lo if grid.lo is not None else grid.kmin * 0  # unused when has_lo is 0
     args = [x2, lo, grid.inv_step, grid.step, grid.kmin, grid.kmax]
     args += [np.uint64(key), np.uint64(start), np.int32(grid.lo is not None)]
     if rows is None:

@@ -257,6 +257,11 @@ class GradientQuantizer:
         """Exact ``E‖Q(x) − x‖²`` given x: ``Σ p(1 − p)·step²`` (closed form, no sampling)."""
         if x.size == 0:
             return 0.0
+        if self.device_fused and device_path(x):  # one fused reduction (refqt/gpu/variance.py)
+            from refqt.gpu.variance import variance_sums
+
+            y2, grid, _ = self._prepare(x)
+            return float(variance_sums(y2, grid))
         return float(backend_of(x).xp.sum(self.elementwise_variance(x)))
 
     def variance_bound(self, x: Any) -> float:

@@ -133,8 +133,14 @@ class BHQ(GradientQuantizer):
         if x.size == 0:
             return 0.0
         backend = backend_of(x)
-        v, t, _, _ = self._rounding_variance(x)
-        row_sums = backend.to_numpy(backend.xp.sum(v, axis=1))
+        if device_path(x):  # per-row sums fused on the device (refqt/gpu/variance.py): N numbers come back
+            from refqt.gpu.variance import variance_sums
+
+            y2, grid, t = self._prepare(x)
+            row_sums = backend.to_numpy(variance_sums(y2, grid, axis=1))
+        else:
+            v, t, _, _ = self._rounding_variance(x)
+            row_sums = backend.to_numpy(backend.xp.sum(v, axis=1))
         return float(row_sums @ t.inverse_column_norms_sq())
 
     def elementwise_variance(self, x: Any) -> Any:
