@@ -62,8 +62,26 @@ def device_coefficients(t: BlockHouseholder, native: Any, work: Any) -> dict[str
             "s": c["s"][:, None],
             "inv_s": c["inv_s"][:, None],
         }
-        t._cache[key] = {name: native.asarray(v) for name, v in host.items()}
+        t._cache[key] = to_device(native, host)
     return t._cache[key]
+
+
+def to_device(native: Any, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The host ``arrays`` on ``native``'s device, one copy per dtype, as views of their own shapes.
+
+    A dozen small host-to-device copies cost more than the arithmetic on them;
+    the float arrays and the index arrays each travel as one buffer.
+    """
+    out: dict[str, Any] = {}
+    for dtype in {a.dtype for a in arrays.values()}:
+        names = [name for name, a in arrays.items() if a.dtype == dtype]
+        flat = native.asarray(np.concatenate([arrays[name].reshape(-1) for name in names]))
+        offset = 0
+        for name in names:
+            a = arrays[name]
+            out[name] = flat[offset : offset + a.size].reshape(a.shape)
+            offset += a.size
+    return out
 
 
 def variance_weights(t: BlockHouseholder, native: Any) -> dict[str, Any]:
@@ -83,7 +101,7 @@ def variance_weights(t: BlockHouseholder, native: Any) -> dict[str, Any]:
             b = np.where(norm_sq > 0, a / norm_sq, 0.0)
         inv_s2 = 1.0 / t.scales[c["order"]] ** 2
         host = {"var_self": (1.0 - a) * inv_s2, "var_group": b * inv_s2, "n_sq": n * n}
-        t._cache[key] = {name: native.asarray(v[:, None]) for name, v in host.items()}
+        t._cache[key] = to_device(native, {name: v[:, None] for name, v in host.items()})
     return t._cache[key]
 
 
