@@ -51,9 +51,9 @@ def rows_of(x: Any) -> Any:
 def quantize_on_device(q: Any, x: Any, rng: np.random.Generator, out: Any | None = None) -> Any:
     """``Q(x)`` by the device algorithm, noise keyed by one draw of ``rng``; into ``out`` if given.
 
-    ``q``: a :class:`~refqt.quant.base.GradientQuantizer` (its ``_transform``,
-    ``_grid`` and ``_untransform`` say what ``T`` and the grid are). Same
-    shape and dtype as ``x``.
+    ``q``: a :class:`~refqt.quant.base.GradientQuantizer` with an affine
+    grid (its ``_grid`` says which); BHQ's ``T`` is applied batched
+    (:func:`_bhq_grouped`), the others have none. Same shape and dtype as ``x``.
     """
     native = backend_of(x).native
     noise = CounterNoise(draw_key(rng))
