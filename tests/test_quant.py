@@ -12,6 +12,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from refqt.backend import emulate_device
 from refqt.quant import (
     BHQ,
     PSQ,
@@ -315,9 +316,13 @@ def test_every_backend_gives_the_same_numbers(make, backend):
         * np.array([1, 10, 0.1, 5, 1e-3, 2])[:, None, None]
     )
     q = make(4)
-    ref = q(x, np.random.default_rng(9))
+    with emulate_device(backend.name == "cupy"):  # CuPy: the device path, counter noise (refqt/gpu/noise.py)
+        ref = q(x, np.random.default_rng(9))
     got = backend.to_numpy(q(backend.asarray(x), np.random.default_rng(9)))
-    np.testing.assert_array_equal(got, ref)
+    if backend.name == "cupy" and q.name == "bhq":  # T's group sums: cuBLAS vs NumPy GEMM, round-off
+        np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-300)
+    else:
+        np.testing.assert_array_equal(got, ref)
 
 
 # -- PSQ per channel ---------------------------------------------------------------------------

@@ -6,17 +6,20 @@
 # a CPU library that rejects anything outside the standard. Only `refqt/backend.py`
 # knows which library is which.
 #
-# Randomness is explicit and backend-independent: the quantizers draw their noise from
-# a `numpy.random.Generator` in one documented way, so the same seed gives the **same
-# roundings on every backend**. This tutorial checks that on every backend this machine
-# has; without a GPU the CuPy part is skipped (and `array_api_strict` stands in for it,
-# if installed -- it comes with `pip install -e ".[test]"`).
+# Randomness is explicit: the quantizers take a `numpy.random.Generator`, so the same
+# seed gives the **same roundings on every backend**. On the CPU backends the noise codes
+# are cut from the generator's draws; on CuPy the GPU algorithms make them on the device,
+# from one 64-bit key drawn from the generator (counter noise, see
+# [GPU quantizers](../gpu-quantizers.md)), and NumPy reproduces them bit for bit inside
+# `emulate_device()`. This tutorial checks that on every backend this machine has;
+# without a GPU the CuPy part is skipped (and `array_api_strict` stands in for it, if
+# installed -- it comes with `pip install -e ".[test]"`).
 
 # %%
 import numpy as np
 
 from refqt import Tensor, ops
-from refqt.backend import available_backends, get_backend
+from refqt.backend import available_backends, emulate_device, get_backend
 from refqt.data import load_digits
 from refqt.fqt import QuantConfig, quantize
 from refqt.models import SmallCNN
@@ -35,9 +38,10 @@ if "cupy" not in names:
 # %%
 x = np.random.default_rng(5).standard_normal((6, 40)) * np.array([1, 10, 0.1, 5, 1e-3, 2])[:, None]
 q = BHQ(4)
-reference = q(x, np.random.default_rng(9))
 for name in names:
     b = get_backend(name)
+    with emulate_device(name == "cupy"):  # CuPy: compare with NumPy on the device path
+        reference = q(x, np.random.default_rng(9))
     got = b.to_numpy(q(b.asarray(x), np.random.default_rng(9)))
     print(f"{name:>16}: max |difference from NumPy| = {np.abs(got - reference).max():.1e}")
     np.testing.assert_allclose(got, reference, rtol=1e-12, atol=1e-12)
@@ -64,8 +68,9 @@ def gradients(backend_name: str) -> dict[str, np.ndarray]:
     return {n: b.to_numpy(p.grad) for n, p in model.named_parameters()}
 
 
-ref = gradients("numpy")
 for name in names[1:]:
+    with emulate_device(name == "cupy"):
+        ref = gradients("numpy")
     got = gradients(name)
     worst = max(float(np.abs(got[k] - ref[k]).max()) for k in ref)
     print(f"{name:>16}: max |gradient difference from NumPy| = {worst:.1e}")

@@ -4,7 +4,7 @@ A gradient quantizer ``q`` maps an array whose first axis is the row axis
 (samples; (N, C, H, W) is seen as (N, C·H·W)) to an unbiased random
 dequantized array of the same shape and dtype::
 
-    q(x, rng, out=None)             fast path on NumPy, reference path elsewhere (into ``out`` if given)
+    q(x, rng, out=None)             NumPy fast path; refqt/gpu on CuPy and under emulate_device
     q.quantize(x, u)                reference path with explicit noise u, shape x.shape or (S, *x.shape)
     q.uniform(x, rng, samples=None) the noise q(x, rng) would use (so q(x, rng) == q.quantize(x, u))
     q.encode(x, u) -> Encoded       integer codes + grid + transform (bin-usage histograms)
@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from refqt.backend import Backend, backend_of, check_generator, is_array
+from refqt.backend import Backend, backend_of, check_generator, device_path, is_array
 from refqt.quant import fast
 from refqt.quant.checks import (
     as_rows,
@@ -80,6 +80,8 @@ class GradientQuantizer:
     name = "gradient-quantizer"
     has_codes = True
     """``encode`` gives affine integer codes (a layer capturing gradients keeps them)."""
+    device_fused = True
+    """Whether :func:`refqt.backend.device_path` arrays take :mod:`refqt.gpu.quantize` (affine grids)."""
 
     def __init__(self, bits: int = 8):
         self.bits = check_bits(type(self).__name__, bits)
@@ -143,6 +145,10 @@ class GradientQuantizer:
             isinstance(samples, bool) or not isinstance(samples, numbers.Integral) or samples < 1
         ):
             raise ValueError(f"{self.label}.uniform: samples must be None or an integer ≥ 1, got {samples!r}")
+        if self.device_fused and device_path(x):  # counter noise made on x's device (refqt/gpu/noise.py)
+            from refqt.gpu.quantize import uniform_on_device
+
+            return uniform_on_device(x, rng, samples)
         backend = backend_of(x)
         shape = tuple(x.shape) if samples is None else (samples, *x.shape)
         n = int(np.prod(shape, dtype=np.int64))
@@ -201,6 +207,10 @@ class GradientQuantizer:
             self._check_out(x, out)
         if x.size == 0:
             return backend.xp.reshape(x, tuple(x.shape)) * 1 if out is None else out
+        if self.device_fused and device_path(x):  # the GPU algorithm (refqt/gpu/quantize.py)
+            from refqt.gpu.quantize import quantize_on_device
+
+            return quantize_on_device(self, x, rng, out)
         if backend.name == "numpy":
             return self._fast(np.asarray(x), rng, np.empty(x.shape, dtype=x.dtype) if out is None else out)
         result = self.quantize(x, self.uniform(x, rng))
@@ -247,6 +257,11 @@ class GradientQuantizer:
         """Exact ``E‖Q(x) − x‖²`` given x: ``Σ p(1 − p)·step²`` (closed form, no sampling)."""
         if x.size == 0:
             return 0.0
+        if self.device_fused and device_path(x):  # one fused reduction (refqt/gpu/variance.py)
+            from refqt.gpu.variance import variance_sums
+
+            y2, grid, _ = self._prepare(x)
+            return float(variance_sums(y2, grid))
         return float(backend_of(x).xp.sum(self.elementwise_variance(x)))
 
     def variance_bound(self, x: Any) -> float:

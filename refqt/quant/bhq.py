@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from refqt.backend import backend_of
+from refqt.backend import backend_of, device_path
 from refqt.quant import fast
 from refqt.quant.base import GradientQuantizer
 from refqt.quant.checks import as_rows, work_dtype
@@ -61,9 +61,17 @@ class BHQ(GradientQuantizer):
 
     def _transform(self, x2: Any, fast_path: bool) -> tuple[Any, Any]:
         t = self._find_transform(x2, fast_path)
+        if device_path(x2):  # all groups at once (refqt/gpu/householder.py)
+            from refqt.gpu.householder import apply_transform_batched
+
+            return apply_transform_batched(t, x2), t
         return apply_transform(t, x2), t
 
     def _untransform(self, v: Any, transform: Any) -> Any:
+        if device_path(v) and v.ndim == 2:
+            from refqt.gpu.householder import apply_transform_batched
+
+            return apply_transform_batched(transform, v, inverse=True)
         return apply_transform(transform, v, inverse=True)
 
     def _grid(self, y2: Any, fast_path: bool, shape: tuple[int, ...]) -> AffineGrid:
@@ -125,8 +133,14 @@ class BHQ(GradientQuantizer):
         if x.size == 0:
             return 0.0
         backend = backend_of(x)
-        v, t, _, _ = self._rounding_variance(x)
-        row_sums = backend.to_numpy(backend.xp.sum(v, axis=1))
+        if device_path(x):  # per-row sums fused on the device (refqt/gpu/variance.py): N numbers come back
+            from refqt.gpu.variance import variance_sums
+
+            y2, grid, t = self._prepare(x)
+            row_sums = backend.to_numpy(variance_sums(y2, grid, axis=1))
+        else:
+            v, t, _, _ = self._rounding_variance(x)
+            row_sums = backend.to_numpy(backend.xp.sum(v, axis=1))
         return float(row_sums @ t.inverse_column_norms_sq())
 
     def elementwise_variance(self, x: Any) -> Any:
@@ -134,6 +148,10 @@ class BHQ(GradientQuantizer):
         backend = backend_of(x)
         xp = backend.xp
         v, t, _, _ = self._rounding_variance(x)
+        if device_path(x):
+            from refqt.gpu.householder import elementwise_variance_batched
+
+            return xp.reshape(elementwise_variance_batched(t, v), tuple(x.shape))
         pieces, order = [], []
         for idx in t.groups:
             weights = householder_dense(idx.size) ** 2 / (t.scales[idx] ** 2)[:, None]

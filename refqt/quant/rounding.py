@@ -4,9 +4,11 @@ Stochastic rounding is ``SR(y) = ⌊y + u⌋`` with ``u ~ U[0, 1)``: it rounds u
 with probability ``p = y − ⌊y⌋``, so ``E[SR(y)] = y`` and
 ``Var[SR(y)] = p (1 − p) ≤ 1/4`` (docs/theory/stochastic-rounding.md).
 
-The noise is always passed in. refqt draws it in one documented way, so the
-fast NumPy path and the plain array-API path (and every backend) see the same
-numbers for the same generator:
+The noise is always passed in. On the CPU paths refqt draws it in one
+documented way, so the fast NumPy path and the plain array-API path (and every
+CPU backend) see the same numbers for the same generator (the GPU path makes
+its codes on the device instead, from the same ``u`` formula:
+:mod:`refqt.gpu.noise`):
 
 * the generator's raw 64-bit outputs (``rng.bit_generator.random_raw``) are
   cut into four little-endian 16-bit pieces, in order: ``m = 0 … 65535``;

@@ -74,6 +74,8 @@ class BlockFormatQuantizer(GradientQuantizer):
         Name used in tables (default built from the options).
     """
 
+    device_fused = False  # no affine grid: the reference path on every backend
+
     has_codes = False
     """No affine integer codes (``encode``): a layer capturing gradients skips them."""
 
