@@ -338,6 +338,8 @@ def test_gpu_bench_smoke_on_numpy(capsys):
     out = capsys.readouterr().out
     for row in ("ResNet-20 step, exact", "ResNet-20 step, QAT", "FQT-BHQ 5 bits", "conv forward + backward"):
         assert row in out
+    for quantizer in ("PTQ", "PSQ per channel", "BHQ", "copy of the gradient", "gradient quantizers of the"):
+        assert quantizer in out  # issue 11's rows in the same run
     assert "smoke sizes" in out
 
 

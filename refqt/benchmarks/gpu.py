@@ -27,8 +27,6 @@ code, not a speed figure.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import time
 from collections.abc import Callable
 from typing import Any
@@ -218,17 +216,21 @@ def _torch_preact_resnet20(torch: Any) -> Any:
     return nn.Sequential(*layers)
 
 
-def quantizer_rows(backend: Backend) -> list[tuple[str, float, float | None]] | str:
-    """HOOK (issue 11): the GPU quantizers' rows from :mod:`refqt.benchmarks.gpu_quant`, when it exists.
+def quantizer_rows(backend: Backend, size: dict[str, Any], repeats: int) -> dict[str, Any]:
+    """The GPU quantizers' figures (:mod:`refqt.benchmarks.gpu_quant`, issue 11).
 
-    ``gpu_quant.quant_rows(backend)`` is expected to return rows
-    ``(label, refqt ms, PyTorch ms or None)``; without the module the rows are
-    skipped and a line says so.
+    ``rows``: range, transform and quantize-dequantize of each quantizer on the
+    conv layer's gradient (8 bits), with the device copy of the same array they
+    are measured against; ``resnet20``: milliseconds of the gradient quantizers
+    of one FQT-BHQ 5-bit ResNet-20 step (Q_b and Q_w on every layer's gradient
+    shape), their share of that step.
     """
-    if importlib.util.find_spec("refqt.benchmarks.gpu_quant") is None:
-        return "quantizer rows: refqt.benchmarks.gpu_quant not present, skipped"
-    gpu_quant = importlib.import_module("refqt.benchmarks.gpu_quant")
-    return list(gpu_quant.quant_rows(backend))
+    from refqt.benchmarks import gpu_quant
+
+    return {
+        "rows": gpu_quant.quant_rows(backend.name, shape=size["conv"], repeats=repeats),
+        "resnet20": gpu_quant.resnet20_quantizer_ms(backend.name, batch=size["batch"], repeats=repeats),
+    }
 
 
 def gpu_benchmark(
@@ -242,7 +244,7 @@ def gpu_benchmark(
     size = SMOKE if smoke else FULL
     with emulate_device(backend.name == "numpy"):
         refqt = refqt_figures(backend, size, repeats)
-        quant = quantizer_rows(backend)
+        quant = quantizer_rows(backend, size, repeats)
     result: dict[str, Any] = {
         "backend": backend.name,
         "smoke": smoke,
@@ -293,11 +295,14 @@ def format_report(r: dict[str, Any]) -> str:
         lines.append(f"torch: {r['torch']}")
     else:
         lines.append(f"torch on {theirs['device']}")
-    # HOOK (issue 11): quantizer rows from refqt.benchmarks.gpu_quant.quant_rows(backend).
-    if isinstance(r["quant"], str):
-        lines.append(r["quant"])
-    else:
-        for label, ms, torch_ms in r["quant"]:
-            extra = f"{torch_ms:>12.2f}{ms / torch_ms:>13.2f}" if torch_ms else f"{'-':>12}{'-':>13}"
-            lines.append(f"{label:<34}{ms:>12.2f}{extra}")
+    from refqt.benchmarks.gpu_quant import format_rows
+
+    quant = r["quant"]
+    title = f"gradient quantizers, 8 bits, on the conv layer's {size['conv']}:"
+    lines.append(format_rows(quant["rows"], title))
+    share, fqt = quant["resnet20"], ours["resnet20_step_fqt-bhq5_ms"]
+    lines.append(
+        f"gradient quantizers of the FQT-BHQ5 ResNet-20 step: Q_b {share['Q_b']:.2f} ms + Q_w "
+        f"{share['Q_w']:.2f} ms = {share['total']:.2f} ms, {100 * share['total'] / fqt:.0f}% of the step"
+    )
     return "\n".join(lines)
