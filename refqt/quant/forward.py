@@ -8,6 +8,11 @@ Per-tensor, round-to-nearest, ``b`` bits (default 8), two grids:
   so a zero weight stays zero).
 
 The gradient passes straight through (STE, :mod:`refqt.quant.ste`).
+
+Host synchronisation: a grid rule runs on the host, so each call reads the
+tensor's ``min`` and ``max`` back from the device -- on CuPy in one transfer
+of two numbers (:func:`tensor_range`), one sync per quantized activation or
+weight per step (44 in a QAT step of ResNet-20).
 """
 
 from __future__ import annotations
@@ -34,12 +39,22 @@ def _check_args(x: Any, bits: Any, kind: Any) -> tuple[str, int]:
     return owner, bits
 
 
+def tensor_range(x: Any) -> tuple[float, float]:
+    """``(min, max)`` of ``x`` as Python floats; from a CuPy array in one device-to-host copy."""
+    backend = backend_of(x)
+    xp = backend.xp
+    if backend.name == "cupy":
+        mn, mx = backend.to_numpy(xp.stack([xp.min(x), xp.max(x)])).tolist()
+        return mn, mx
+    return float(xp.min(x)), float(xp.max(x))
+
+
 def forward_grid(x: Any, bits: int = 8, kind: str = "affine") -> AffineGrid:
     """The per-tensor grid :func:`quantize_forward` rounds ``x`` onto."""
     owner, bits = _check_args(x, bits, kind)
     xp = backend_of(x).xp
     work = work_dtype(xp, x.dtype)
-    mn, mx = float(xp.min(x)), float(xp.max(x))
+    mn, mx = tensor_range(x)
     check_finite_range(owner, mn, mx, tuple(x.shape))
     levels = 2**bits - 1
     if kind == "affine":
