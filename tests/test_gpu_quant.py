@@ -18,6 +18,7 @@ QUANTIZERS = {
     "psq": lambda b: PSQ(b),
     "psq-channel": lambda b: PSQ(b, axis="channel"),
     "psq-zero": lambda b: ZeroPSQ(b),
+    "psq-zero-channel": lambda b: ZeroPSQ(b, axis="channel"),
     "shift": lambda b: PerSampleShift(b),
     "bhq": lambda b: BHQ(b),
 }
@@ -282,3 +283,54 @@ def test_fused_conditional_variance_equals_the_cpu_one(name):
         device = q.conditional_variance(x)
     assert device == pytest.approx(q.conditional_variance(x), rel=1e-9)
     assert device > 0
+
+
+@pytest.mark.parametrize(
+    ("name", "reads", "device_checks"),
+    [
+        ("ptq", 1, 0),
+        ("psq", 0, 1),
+        ("psq-channel", 0, 1),
+        ("psq-zero", 1, 0),
+        ("psq-zero-channel", 2, 1),
+        ("shift", 1, 0),
+        ("bhq", 1, 1),
+    ],
+)
+def test_device_path_reads_its_ranges_back_in_one_copy(monkeypatch, name, reads, device_checks):
+    """Host syncs per call (docs/gpu-quantizers.md): host copies and device-side NaN/Inf checks, counted.
+
+    On CuPy each ``Backend.to_numpy`` and each ``_ranges`` (its NaN/Inf check) reads the device once;
+    a quantizer that read its mins and maxs in two copies, or checked them on the device before copying
+    them anyway, is caught.
+    """
+    from refqt.backend import Backend
+    from refqt.quant.base import GradientQuantizer
+
+    counts = {"to_numpy": 0, "_ranges": 0}
+    to_numpy, ranges = Backend.to_numpy, GradientQuantizer._ranges
+
+    def counted_to_numpy(self, a):
+        counts["to_numpy"] += 1
+        return to_numpy(self, a)
+
+    def counted_ranges(self, *args, **kwargs):
+        counts["_ranges"] += 1
+        return ranges(self, *args, **kwargs)
+
+    monkeypatch.setattr(Backend, "to_numpy", counted_to_numpy)
+    monkeypatch.setattr(GradientQuantizer, "_ranges", counted_ranges)
+    with emulate_device():
+        QUANTIZERS[name](5)(gradient((8, 3, 4, 4), 1), np.random.default_rng(0))
+    assert counts == {"to_numpy": reads, "_ranges": device_checks}
+
+
+@pytest.mark.parametrize("name", sorted(QUANTIZERS))
+def test_device_path_refuses_nan_and_inf(name):
+    from refqt.quant.checks import NonFiniteInputError
+
+    for bad in (np.nan, np.inf, -np.inf):
+        x = gradient((6, 2, 3, 3), 2)
+        x[3, 1, 2, 0] = bad
+        with emulate_device(), pytest.raises(NonFiniteInputError, match="NaN or Inf"):
+            QUANTIZERS[name](4)(x, np.random.default_rng(0))

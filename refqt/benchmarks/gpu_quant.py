@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from refqt.backend import emulate_device, get_backend
+from refqt.gpu.householder import apply_transform_batched
 from refqt.quant import BHQ, PSQ, PTQ
 from refqt.quant.checks import as_rows
 
@@ -78,7 +79,7 @@ def quant_rows(
                 find = lambda q=q: q._find_transform(x2, fast_path=False)  # noqa: E731
                 t = find()
                 range_ms = best_ms(find, native, repeats)
-                transform_ms = best_ms(lambda q=q, t=t: q._transform(x2, fast_path=False), native, repeats)
+                transform_ms = best_ms(lambda t=t: apply_transform_batched(t, x2), native, repeats)  # T alone
             else:
                 range_ms = best_ms(lambda q=q: q._grid(x2, fast_path=False, shape=shape), native, repeats)
                 transform_ms = None

@@ -9,9 +9,11 @@
    operations; the identity for the others), its rows left in ``T``'s
    grouped order until ``T⁻¹`` (one gather, one scatter in all);
 2. the quantizer's own grid from device reductions (``min``/``max`` per
-   tensor, row or channel); only the N (or C, or 2) range numbers that a grid
-   rule needs on the host ever leave the device (PTQ's zero-aligned rule,
-   PerSampleShift's shifts, BHQ's grouping);
+   tensor, row or channel); the range numbers that a grid rule needs on the
+   host (PTQ's zero-aligned rule, PerSampleShift's shifts, BHQ's grouping)
+   come back in one copy, and the NaN/Inf and span checks read one number
+   each: 1 to 3 host syncs per call (docs/gpu-quantizers.md, "Host
+   synchronisation");
 3. one fused rounding with noise made in the kernel
    (:func:`refqt.gpu.rounding.round_on_device`) from a 64-bit key drawn from
    the layer's generator (:func:`refqt.gpu.noise.draw_key`);

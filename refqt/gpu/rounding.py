@@ -96,11 +96,14 @@ def round_on_device(
     """``out2 = x̂`` of the (N, D) rows ``x2`` on ``grid``, noise codes ``start … start + N·D − 1`` of ``key``.
 
     ``x2``: NumPy or CuPy, any float dtype (computed in the grid's working
-    dtype, written in ``out2``'s); ``out2`` (N, D), may be ``x2``. ``rows``:
+    dtype); ``out2`` (N, D) of x2's dtype (the kernel's ``X x``, ``X q``), may
+    be ``x2``. ``rows``:
     optional (N,) integer array, row r of ``x2`` being row ``rows[r]`` of the
     matrix whose row-major order numbers the codes (None: ``x2`` itself).
     CuPy: one fused kernel. NumPy: its mirror, :func:`round_mirror`.
     """
+    if out2.dtype != x2.dtype:  # CuPy's kernel refuses it ("Type is mismatched"): so does the mirror
+        raise TypeError(f"round_on_device: out2 must have x2's dtype {x2.dtype}, got {out2.dtype}")
     if isinstance(x2, np.ndarray):
         return round_mirror(x2, grid, key, start, out2, rows)
     lo = grid.lo if grid.lo is not None else grid.kmin * 0  # unused when has_lo is 0

@@ -119,6 +119,22 @@ class GradientQuantizer:
         check_finite_ranges(self.label, mins, maxs, tuple(y2.shape))
         return mins, maxs
 
+    def _ranges_on_host(self, y2: Any, fast_path: bool, axis: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """Host float64 ``(min, max)`` of ``y2`` along ``axis``; NaN/Inf → NonFiniteInputError.
+
+        On the device path both come back in one device-to-host copy and are
+        checked on the host: one sync, where :meth:`_ranges` and two copies take
+        four (docs/gpu-quantizers.md, "Host synchronisation").
+        """
+        backend = backend_of(y2)
+        if not device_path(y2):
+            mins, maxs = self._ranges(y2, fast_path, axis)
+            return backend.to_numpy(mins).astype(np.float64), backend.to_numpy(maxs).astype(np.float64)
+        xp = backend.xp
+        both = backend.to_numpy(xp.stack([xp.min(y2, axis=axis), xp.max(y2, axis=axis)])).astype(np.float64)
+        check_finite_ranges(self.label, both[0], both[1], tuple(y2.shape))
+        return both[0], both[1]
+
     def _rows(self, x: Any) -> tuple[Backend, Any, Any]:
         """Checks ``x``; returns (backend, (N, D) view in the working dtype, working dtype)."""
         check_float_array(self.label, x)

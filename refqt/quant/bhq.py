@@ -48,9 +48,7 @@ class BHQ(GradientQuantizer):
     name = "bhq"
 
     def _find_transform(self, x2: Any, fast_path: bool) -> BlockHouseholder:
-        backend = backend_of(x2)
-        mins, maxs = self._ranges(x2, fast_path)
-        lo, hi = backend.to_numpy(mins).astype(np.float64), backend.to_numpy(maxs).astype(np.float64)
+        lo, hi = self._ranges_on_host(x2, fast_path)
         check_span(self.label, float(np.max(hi * 0.5 - lo * 0.5, initial=0.0)), np.float64)
         return block_householder(hi - lo)
 

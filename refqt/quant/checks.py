@@ -57,7 +57,7 @@ def check_finite_ranges(owner: str, mins: Any, maxs: Any, shape: tuple[int, ...]
             raise _non_finite(owner, shape)
         return
     xp = namespace(mins)
-    if not bool(xp.all(xp.isfinite(mins))) or not bool(xp.all(xp.isfinite(maxs))):
+    if not bool(xp.all(xp.isfinite(mins)) & xp.all(xp.isfinite(maxs))):  # one read from a device, not two
         raise _non_finite(owner, shape)
 
 

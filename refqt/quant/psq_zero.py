@@ -30,11 +30,12 @@ ends on it; such a row falls back to PSQ's ``lo_i = min x_i`` grid (as PTQ does)
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from refqt.backend import backend_of
+from refqt.backend import backend_of, device_path
 from refqt.quant.checks import work_dtype
 from refqt.quant.grid import AffineGrid, check_span, host_grid
 from refqt.quant.psq import PSQ, channel_layout
@@ -92,12 +93,11 @@ class ZeroPSQ(PSQ):
 
     def _host_ranges(self, y2: Any, fast_path: bool, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
         """Host float64 ``(mins, maxs)`` per row (N,) or per channel (C,) of ``y2``."""
+        if self.axis == "row":  # on the device path one copy, one sync
+            return self._ranges_on_host(y2, fast_path, axis=1)
         backend = backend_of(y2)
         xp = backend.xp
-        if self.axis == "row":
-            mins, maxs = self._ranges(y2, fast_path, axis=1)
-        else:
-            mins, maxs = self._channel_ranges(y2, fast_path, shape)
+        mins, maxs = self._channel_ranges(y2, fast_path, shape)
         return backend.to_numpy(xp.astype(mins, xp.float64)), backend.to_numpy(xp.astype(maxs, xp.float64))
 
     def _zero_grid(self, y2: Any, fast_path: bool, shape: tuple[int, ...]) -> tuple[np.ndarray, ...]:
@@ -115,6 +115,21 @@ class ZeroPSQ(PSQ):
             return a[:, None] if self.axis == "row" else np.repeat(a, positions)[None, :]
 
         has_lo = bool(np.any(lo != 0.0))
+        if self.axis != "row" and device_path(y2):  # (1, C) to the device, spread over the S positions there
+            lo_c = lo[None, :] if has_lo else None
+            grid = host_grid(step[None, :], kmin[None, :], self.levels, backend, work, lo_c)
+
+            def spread(a: Any) -> Any:
+                return None if a is None else backend.native.repeat(a, positions, axis=1)
+
+            return replace(
+                grid,
+                step=spread(grid.step),
+                inv_step=spread(grid.inv_step),
+                kmin=spread(grid.kmin),
+                kmax=spread(grid.kmax),
+                lo=spread(grid.lo),
+            )
         return host_grid(
             as_grid(step), as_grid(kmin), self.levels, backend, work, as_grid(lo) if has_lo else None
         )

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from refqt.backend import backend_of
+from refqt.backend import backend_of, device_path
 from refqt.quant import fast
 from refqt.quant.base import GradientQuantizer
 from refqt.quant.checks import check_finite_range, work_dtype
@@ -35,7 +35,12 @@ class PTQ(GradientQuantizer):
             mn, mx = fast.tensor_range(y2)
             check_finite_range(self.label, mn, mx, tuple(y2.shape))
             return mn, mx
-        xp = backend_of(y2).xp
+        backend = backend_of(y2)
+        xp = backend.xp
+        if device_path(y2):  # one device-to-host copy of (min, max), checked on the host
+            mn, mx = backend.to_numpy(xp.stack([xp.min(y2), xp.max(y2)])).tolist()
+            check_finite_range(self.label, mn, mx, tuple(y2.shape))
+            return mn, mx
         mins, maxs = self._ranges(y2, fast_path)
         return float(xp.min(mins)), float(xp.max(maxs))
 

@@ -44,11 +44,7 @@ class PerSampleShift(GradientQuantizer):
 
     def _shifted_steps(self, y2: Any, fast_path: bool) -> tuple[np.ndarray, float, int, bool]:
         """Host (N,) float64 steps, the tensor step, ``kmin`` and whether 0 is on the grid."""
-        backend = backend_of(y2)
-        xp = backend.xp
-        mins, maxs = self._ranges(y2, fast_path)
-        mins_h = backend.to_numpy(xp.astype(mins, xp.float64))
-        maxs_h = backend.to_numpy(xp.astype(maxs, xp.float64))
+        mins_h, maxs_h = self._ranges_on_host(y2, fast_path)
         lo, step, kmin = zero_aligned_params(
             float(mins_h.min()), float(maxs_h.max()), self.levels, self.label
         )
