@@ -264,9 +264,13 @@ def block_householder(ranges: np.ndarray) -> BlockHouseholder:
     4. ``w₁ = λ₁/√G``, ``w₂ = λ₂·h_G``, ``s₁ = w₁^(−1/3)``, ``s₂ = (w₂/(G − 1))^(−1/3)``.
 
     Defined for every N ≥ 1: N = 1 is one group of size 1 (``T = I``). All
-    groups are found with array operations (no loop over rows or groups);
-    the powers are taken one by one in Python floats, like the loop it
-    replaces, so the scales are the same to the last bit.
+    groups are found with array operations (no loop over rows or groups).
+    The powers use ``np.float_power``, whose float64 loop calls the C
+    library's ``pow`` on each element, as Python's ``w ** (−1/3)`` does in
+    the loop it replaces, so the scales are the same to the last bit
+    (``np.power`` may take a vectorised approximation instead, and ``np.cbrt``
+    rounds differently: both differ from ``pow`` in the last bit on some
+    inputs; tests/test_quant_small_paths.py checks ``float_power`` against it).
 
     Parameters
     ----------
@@ -304,8 +308,8 @@ def block_householder(ranges: np.ndarray) -> BlockHouseholder:
     w1 = srt[:k] / root
     w2 = srt[k + cuts - counts] * h / (g - 1)
     third = -1.0 / 3.0
-    s1 = np.array([w**third for w in w1.tolist()])
-    s2 = np.array([w**third for w in w2.tolist()])
+    s1 = np.float_power(w1, third)  # the C library's pow per element
+    s2 = np.float_power(w2, third)
     scales = np.empty(n)
     scales[grouped] = np.repeat(s2, sizes)
     scales[order[:k]] = s1
