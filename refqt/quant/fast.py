@@ -244,15 +244,40 @@ def _operand(p: Any, work: Any) -> Any:
     return work(p.reshape(-1)[0]) if p.size == 1 else p
 
 
+_CONSTANTS: dict[tuple[Any, int, Any], np.ndarray] = {}
+CONSTANTS_KEPT = 8
+"""Read-only constant arrays :func:`constant_like` keeps (it forgets them all when one more is asked for)."""
+
+
+def constant_like(y: np.ndarray, value: Any) -> np.ndarray:
+    """A read-only array of ``y``'s shape and dtype filled with ``value``, kept between calls.
+
+    ``np.minimum`` of two contiguous arrays is several times faster than
+    against a broadcast scalar (20,480 float32: 2 µs against 11 µs), and a
+    quantizer's clamp bound ``B`` is the same call after call, so the filled
+    array is made once (at most ``CONSTANTS_KEPT`` of them, small arrays only).
+    """
+    key = (float(value), y.size, y.dtype)
+    found = _CONSTANTS.get(key)
+    if found is None:
+        if len(_CONSTANTS) >= CONSTANTS_KEPT:
+            _CONSTANTS.clear()
+        found = np.full(y.size, value, dtype=y.dtype)
+        found.flags.writeable = False
+        _CONSTANTS[key] = found
+    return found.reshape(y.shape)
+
+
 def round_small(x2: np.ndarray, grid: AffineGrid, codes: np.ndarray | None, out2: np.ndarray) -> None:
     """Whole-array ``out2 = lo + clip(⌊(x2 − lo)·inv_step + u⌋, kmin, kmax)·step`` (``out2`` may be ``x2``).
 
     ``codes``: the (N, D) noise codes (None: round to nearest). The same float
     operations as :meth:`AffineGrid.round` / :meth:`AffineGrid.values` on the
     same numbers, about ten NumPy calls in all: ``u = m·2⁻¹⁶ + 2⁻¹⁷`` (both
-    exact, so the same ``u`` as ``(m + ½)·2⁻¹⁶``), both clamps in one ``clip``
-    when the bounds are single numbers, ``out2`` itself as the working buffer
-    when it has the working dtype.
+    exact, so the same ``u`` as ``(m + ½)·2⁻¹⁶``), the upper clamp alone (against a
+    kept constant array, :func:`constant_like`) when ``lo`` is the minimum
+    (``y ≥ 0``), else both clamps in one ``clip`` when the bounds are single
+    numbers, ``out2`` itself as the working buffer when it has the working dtype.
     """
     work_dtype = grid.step.dtype
     work = work_dtype.type
@@ -274,7 +299,9 @@ def round_small(x2: np.ndarray, grid: AffineGrid, codes: np.ndarray | None, out2
         np.add(y, u, out=y)
     np.floor(y, out=y)
     kmin, kmax = _operand(grid.kmin, work), _operand(grid.kmax, work)
-    if isinstance(kmin, np.ndarray) or isinstance(kmax, np.ndarray):
+    if grid.y_nonnegative and not isinstance(kmax, np.ndarray):  # ⌊y + u⌋ ≥ 0 already: the upper clamp alone
+        np.minimum(y, constant_like(y, kmax), out=y)
+    elif isinstance(kmin, np.ndarray) or isinstance(kmax, np.ndarray):
         np.maximum(y, kmin, out=y)
         np.minimum(y, kmax, out=y)
     else:
