@@ -80,6 +80,9 @@ def row_ranges(x2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     (768 × 32: 157 µs vs 29 µs). Min and max are exact, so the result is the same.
     """
     n, d = x2.shape
+    if d <= SHORT_ROW and n * d <= 8 * CHUNK:  # one block: no buffers, no loop
+        block = np.ascontiguousarray(x2.T)
+        return block.min(axis=0), block.max(axis=0)
     mins = np.empty(n, dtype=x2.dtype)
     maxs = np.empty(n, dtype=x2.dtype)
     h = max(1, (8 * CHUNK) // max(d, 1))
@@ -102,7 +105,9 @@ def column_ranges(x2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     n, d = x2.shape
     if is_small(n * d) and n > 1:
-        return _fold_rows(x2, np.minimum), _fold_rows(x2, np.maximum)
+        if d <= SHORT_ROW:  # (640, 32): 23 µs folded against 41 µs
+            return _fold_rows(x2, np.minimum), _fold_rows(x2, np.maximum)
+        return x2.min(axis=0), x2.max(axis=0)  # long rows: (32, 1024) 8 µs against 25 µs folded
     mins = np.empty(d, dtype=x2.dtype)
     maxs = np.empty(d, dtype=x2.dtype)
     w = max(1, (8 * CHUNK) // max(n, 1))

@@ -311,7 +311,7 @@ def block_householder(ranges: np.ndarray) -> BlockHouseholder:
     if z == 0:
         return BlockHouseholder.from_layout(order.copy(), np.array([n]), np.array([0]), np.ones(n), lam)
     large_total = float(srt[:k].sum())
-    cuts = np.floor(np.cumsum(z * srt[:k] / large_total) + 0.5).astype(np.int64)
+    cuts = (np.cumsum(z * srt[:k] / large_total) + 0.5).astype(np.int64)  # ⌊v + ½⌋: v + ½ > 0 truncates down
     cuts[-1] = z
     counts = cuts.copy()
     counts[1:] -= cuts[:-1]
