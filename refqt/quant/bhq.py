@@ -51,7 +51,8 @@ class BHQ(GradientQuantizer):
         backend = backend_of(x2)
         mins, maxs = self._ranges(x2, fast_path)
         lo, hi = backend.to_numpy(mins).astype(np.float64), backend.to_numpy(maxs).astype(np.float64)
-        check_span(self.label, float(np.max(hi * 0.5 - lo * 0.5, initial=0.0)), np.float64)
+        if not fast_path or mins.dtype == np.float64:  # float32 / float16 ends cannot overflow float64
+            check_span(self.label, float(np.max(hi * 0.5 - lo * 0.5, initial=0.0)), np.float64)
         return block_householder(hi - lo)
 
     def transform(self, x: Any) -> BlockHouseholder:
