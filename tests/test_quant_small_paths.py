@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from refqt.quant import NonFiniteInputError
+from refqt.quant import BHQ, PSQ, PTQ, NonFiniteInputError, fast
 from refqt.quant.grid import minmax_grid
 
 POSITIVE = st.floats(min_value=1e-300, max_value=1e300, allow_nan=False, allow_infinity=False)
@@ -69,3 +69,23 @@ def test_row_grid_refuses_a_range_wider_than_the_dtype():
         minmax_grid(np.array([[-1.7e308]]), np.array([[1.7e308]]), 31, np.float64, "PSQ(bits=5)")
     grid = minmax_grid(np.array([[-1.6e38]], np.float32), np.array([[1.6e38]], np.float32), 31, np.float32)
     assert np.isfinite(grid.step).all()
+
+
+def test_kept_constants_follow_bits_shapes_and_dtypes():
+    """The clamp bound kept between calls (refqt.quant.fast.constant_like) is never one from another call.
+
+    Calls alternate between bit widths, shapes and dtypes, more of them than the
+    cache keeps, and each must still equal the reference path bit for bit.
+    """
+    rng = np.random.default_rng(7)
+    shapes = [(640, 32), (40, 16), (32, 16, 8, 8), (7, 3)]
+    for step in range(3 * fast.CONSTANTS_KEPT):
+        shape = shapes[step % len(shapes)]
+        dtype = (np.float32, np.float64, np.float16)[step % 3]
+        bits = (1, 2, 5, 8, 16)[step % 5]
+        x = (rng.standard_normal(shape) * np.exp(rng.standard_normal((shape[0],) + (1,) * (len(shape) - 1))))
+        x = x.astype(dtype)
+        for q in (PTQ(bits), PSQ(bits), PSQ(bits, axis="channel"), BHQ(bits)):
+            got = q(x, np.random.default_rng(step))
+            want = q.reference(x, np.random.default_rng(step))
+            np.testing.assert_array_equal(got, want, err_msg=f"{q} {shape}")
