@@ -288,33 +288,11 @@ def round_small(x2: np.ndarray, grid: AffineGrid, codes: np.ndarray | None, out2
     work = work_dtype.type
     if x2.dtype != work_dtype:  # float16: computed in float32, as the reference does
         x2 = x2.astype(work_dtype)
-    shape = x2.shape
-
-    def operand(p: Any) -> Any:
-        return _spread(_operand(p, work), shape)
-
-    lo = None if grid.lo is None else operand(grid.lo)
+    lo = None if grid.lo is None else _operand(grid.lo, work)
     round_values(
-        x2, operand(grid.inv_step), operand(grid.step), _operand(grid.kmin, work), _operand(grid.kmax, work),
-        lo, grid.y_nonnegative, codes, out2,
+        x2, _operand(grid.inv_step, work), _operand(grid.step, work), _operand(grid.kmin, work),
+        _operand(grid.kmax, work), lo, grid.y_nonnegative, codes, out2,
     )  # fmt: skip
-
-
-def _spread(p: Any, shape: tuple[int, ...]) -> Any:
-    """A per-row (N, 1) or per-column (1, D) parameter made a full (N, D) array when rows are short.
-
-    NumPy combines two contiguous arrays faster than it broadcasts a column or
-    a row over rows of a few dozen entries ((640, 32): 2 µs against 7.5-8.5 µs
-    a pass): one ``repeat`` / ``tile`` (~5 µs) pays for itself over the two or
-    three passes that use it. Otherwise ``p`` itself.
-    """
-    if not isinstance(p, np.ndarray) or not (1 < shape[1] <= SHORT_ROW and shape[0] > 1):
-        return p
-    if p.shape == (shape[0], 1):
-        return np.repeat(p.reshape(-1), shape[1]).reshape(shape)
-    if p.shape == (1, shape[1]):
-        return np.tile(p, (shape[0], 1))
-    return p
 
 
 def round_values(
