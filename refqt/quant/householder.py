@@ -231,7 +231,8 @@ def size_table(max_size: int) -> dict[str, np.ndarray]:
     doubling (a module-level cache: the numbers never change), so a call pays
     one gather instead of a dozen NumPy calls. Entry 0 is never read.
     """
-    if _SIZE_TABLE.get("g", np.empty(0)).size <= max_size:
+    global _SIZE_TABLE
+    if _SIZE_TABLE.get("g", np.empty(0)).size <= max_size:  # a new table, swapped in whole
         g = np.arange(max(64, 2 * max_size + 1), dtype=np.float64)
         with np.errstate(divide="ignore", invalid="ignore"):
             root = np.sqrt(g)
@@ -240,7 +241,8 @@ def size_table(max_size: int) -> dict[str, np.ndarray]:
             n_rest = 1.0 / root
             off = 1.0 / (g - root)
             h = np.maximum(np.maximum(1.0 / root, np.abs(1.0 - off)), np.where(g >= 3, off, 0.0))
-        _SIZE_TABLE.update(g=g, root=root, inv_root_m1=inv_root_m1, n_first=n_rest - 1.0, n_rest=n_rest, h=h)
+        table = {"g": g, "root": root, "inv_root_m1": inv_root_m1, "n_first": n_rest - 1.0, "n_rest": n_rest}
+        _SIZE_TABLE = {**table, "h": h}
     return _SIZE_TABLE
 
 
