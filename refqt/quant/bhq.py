@@ -49,7 +49,8 @@ class BHQ(GradientQuantizer):
 
     def _find_transform(self, x2: Any, fast_path: bool) -> BlockHouseholder:
         lo, hi = self._ranges_on_host(x2, fast_path)
-        check_span(self.label, float(np.max(hi * 0.5 - lo * 0.5, initial=0.0)), np.float64)
+        if not fast_path or x2.dtype == np.float64:  # float32 / float16 ends cannot overflow float64
+            check_span(self.label, float(np.max(hi * 0.5 - lo * 0.5, initial=0.0)), np.float64)
         return block_householder(hi - lo)
 
     def transform(self, x: Any) -> BlockHouseholder:
@@ -111,13 +112,17 @@ class BHQ(GradientQuantizer):
         """
         c = position_major(t, work)
         perm = c["perm"]
-        a = x2[perm].astype(work, copy=False)
+        a = x2.take(perm, axis=0).astype(work, copy=False)  # take: several times faster than x2[perm]
         transform_position_major(t, a)
         grid = self._grid(a, fast_path=True, shape=tuple(x2.shape))
-        codes = NoiseStream(rng).take(a.size).reshape(a.shape)[perm]
+        codes = NoiseStream(rng).take(a.size).reshape(a.shape).take(perm, axis=0)
         fast.round_small(a, grid, codes, a)
         transform_position_major(t, a, inverse=True)
-        out.reshape(x2.shape)[perm] = a
+        out2 = out.reshape(x2.shape)
+        if out2.dtype == work:
+            a.take(c["unperm"], axis=0, out=out2)
+        else:
+            np.copyto(out2, a.take(c["unperm"], axis=0), casting="unsafe")
         return out
 
     # -- variance ---------------------------------------------------------------------

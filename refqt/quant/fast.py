@@ -80,6 +80,9 @@ def row_ranges(x2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     (768 × 32: 157 µs vs 29 µs). Min and max are exact, so the result is the same.
     """
     n, d = x2.shape
+    if d <= SHORT_ROW and n * d <= 8 * CHUNK:  # one block: no buffers, no loop
+        block = np.ascontiguousarray(x2.T)
+        return block.min(axis=0), block.max(axis=0)
     mins = np.empty(n, dtype=x2.dtype)
     maxs = np.empty(n, dtype=x2.dtype)
     h = max(1, (8 * CHUNK) // max(d, 1))
@@ -102,7 +105,9 @@ def column_ranges(x2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     n, d = x2.shape
     if is_small(n * d) and n > 1:
-        return _fold_rows(x2, np.minimum), _fold_rows(x2, np.maximum)
+        if d <= SHORT_ROW:  # (640, 32): 23 µs folded against 41 µs
+            return _fold_rows(x2, np.minimum), _fold_rows(x2, np.maximum)
+        return x2.min(axis=0), x2.max(axis=0)  # long rows: (32, 1024) 8 µs against 25 µs folded
     mins = np.empty(d, dtype=x2.dtype)
     maxs = np.empty(d, dtype=x2.dtype)
     w = max(1, (8 * CHUNK) // max(n, 1))
@@ -244,23 +249,71 @@ def _operand(p: Any, work: Any) -> Any:
     return work(p.reshape(-1)[0]) if p.size == 1 else p
 
 
+_CONSTANTS: dict[tuple[Any, int, Any], np.ndarray] = {}
+CONSTANTS_KEPT = 8
+"""Read-only constant arrays :func:`constant_like` keeps (it forgets them all when one more is asked for)."""
+
+
+def constant_like(y: np.ndarray, value: Any) -> np.ndarray:
+    """A read-only array of ``y``'s shape and dtype filled with ``value``, kept between calls.
+
+    ``np.minimum`` of two contiguous arrays is several times faster than
+    against a broadcast scalar (20,480 float32: 2 µs against 11 µs), and a
+    quantizer's clamp bound ``B`` is the same call after call, so the filled
+    array is made once (at most ``CONSTANTS_KEPT`` of them, small arrays only).
+    """
+    key = (float(value), y.size, y.dtype)
+    found = _CONSTANTS.get(key)
+    if found is None:
+        if len(_CONSTANTS) >= CONSTANTS_KEPT:
+            _CONSTANTS.clear()
+        found = np.full(y.size, value, dtype=y.dtype)
+        found.flags.writeable = False
+        _CONSTANTS[key] = found
+    return found.reshape(y.shape)
+
+
 def round_small(x2: np.ndarray, grid: AffineGrid, codes: np.ndarray | None, out2: np.ndarray) -> None:
     """Whole-array ``out2 = lo + clip(⌊(x2 − lo)·inv_step + u⌋, kmin, kmax)·step`` (``out2`` may be ``x2``).
 
     ``codes``: the (N, D) noise codes (None: round to nearest). The same float
     operations as :meth:`AffineGrid.round` / :meth:`AffineGrid.values` on the
     same numbers, about ten NumPy calls in all: ``u = m·2⁻¹⁶ + 2⁻¹⁷`` (both
-    exact, so the same ``u`` as ``(m + ½)·2⁻¹⁶``), both clamps in one ``clip``
-    when the bounds are single numbers, ``out2`` itself as the working buffer
-    when it has the working dtype.
+    exact, so the same ``u`` as ``(m + ½)·2⁻¹⁶``), the upper clamp alone (against a
+    kept constant array, :func:`constant_like`) when ``lo`` is the minimum
+    (``y ≥ 0``), else both clamps in one ``clip`` when the bounds are single
+    numbers, ``out2`` itself as the working buffer when it has the working dtype.
     """
     work_dtype = grid.step.dtype
     work = work_dtype.type
     if x2.dtype != work_dtype:  # float16: computed in float32, as the reference does
         x2 = x2.astype(work_dtype)
-    y = out2 if out2.dtype == work_dtype else np.empty(x2.shape, dtype=work_dtype)
-    inv = _operand(grid.inv_step, work)
     lo = None if grid.lo is None else _operand(grid.lo, work)
+    round_values(
+        x2, _operand(grid.inv_step, work), _operand(grid.step, work), _operand(grid.kmin, work),
+        _operand(grid.kmax, work), lo, grid.y_nonnegative, codes, out2,
+    )  # fmt: skip
+
+
+def round_values(
+    x2: np.ndarray,
+    inv: Any,
+    step: Any,
+    kmin: Any,
+    kmax: Any,
+    lo: Any,
+    y_nonnegative: bool,
+    codes: np.ndarray | None,
+    out2: np.ndarray,
+) -> None:
+    """:func:`round_small` on grid numbers given directly: work-dtype scalars or arrays that broadcast.
+
+    ``x2`` already in the working dtype (that of ``inv``); ``lo`` None: origin 0;
+    ``y_nonnegative``: ``(x2 − lo)·inv ≥ 0`` everywhere, so the lower clamp is skipped.
+    """
+    work_dtype = np.result_type(inv)
+    work = work_dtype.type
+    y = out2 if out2.dtype == work_dtype else np.empty(x2.shape, dtype=work_dtype)
     if lo is None:
         np.multiply(x2, inv, out=y)
     else:
@@ -273,13 +326,13 @@ def round_small(x2: np.ndarray, grid: AffineGrid, codes: np.ndarray | None, out2
         np.add(u, work(2.0 ** -(NOISE_BITS + 1)), out=u)
         np.add(y, u, out=y)
     np.floor(y, out=y)
-    kmin, kmax = _operand(grid.kmin, work), _operand(grid.kmax, work)
-    if isinstance(kmin, np.ndarray) or isinstance(kmax, np.ndarray):
+    if y_nonnegative and not isinstance(kmax, np.ndarray):  # ⌊y + u⌋ ≥ 0 already: the upper clamp alone
+        np.minimum(y, constant_like(y, kmax), out=y)
+    elif isinstance(kmin, np.ndarray) or isinstance(kmax, np.ndarray):
         np.maximum(y, kmin, out=y)
         np.minimum(y, kmax, out=y)
     else:
         np.clip(y, kmin, kmax, out=y)
-    step = _operand(grid.step, work)
     if lo is None:
         np.multiply(y, step, out=out2)
     else:

@@ -181,27 +181,51 @@ def minmax_grid(mins: Any, maxs: Any, levels: int, work: Any, owner: str = "minm
 
 
 def _minmax_grid_numpy(mins: np.ndarray, maxs: np.ndarray, levels: int, work: Any, owner: str) -> AffineGrid:
-    """:func:`minmax_grid` spelled with NumPy itself: the same operations without the array-API wrappers.
+    """:func:`minmax_grid` spelled with NumPy itself: the same numbers in fewer calls.
 
-    On a few hundred rows the wrappers (``clip`` above all) cost more than the
-    arithmetic; the numbers are the same.
+    On a few hundred rows each NumPy call costs more than its arithmetic. The
+    span check reads the widest ``max − min`` once: halving is exact, so
+    ``(max − min)/2 ≤ limit/2`` exactly when ``max/2 − min/2 ≤ limit/2``
+    (the float64 difference of float32 ends cannot overflow; float64 ends are
+    checked by their halves first), and the exact halves are recomputed only
+    to word the error. The bounds
+    ``kmin = 0``, ``kmax = B`` are shared read-only arrays.
     """
     lo = mins.astype(np.float64)
-    hi = maxs.astype(np.float64)
-    check_span(owner, float(np.max(hi * 0.5 - lo * 0.5)), work)
-    span = hi - lo
-    step = np.where(span > 0, span / levels, 1.0)
+    if mins.dtype == np.float64:  # max − min itself may overflow: check the halves first
+        check_span(owner, float(np.max(maxs * 0.5 - lo * 0.5)), work)
+    span = maxs.astype(np.float64)
+    span -= lo
+    widest = float(span.max()) if span.size else 0.0
+    if mins.dtype != np.float64 and not widest * 0.5 <= float(np.finfo(work).max) / 2:
+        check_span(owner, float(np.max(maxs.astype(np.float64) * 0.5 - lo * 0.5)), work)
+    flat = span <= 0  # before dividing: a subnormal span / B may round to 0 and must stay its quotient
+    step = np.divide(span, levels, out=span)
+    step[flat] = 1.0  # as np.where(span > 0, span / levels, 1.0): a zero range has step 1
     step_w = np.maximum(step.astype(work), np.finfo(work).smallest_normal)  # see finite_step
-    bounds = np.array([[0.0, float(levels)]], dtype=work)
+    kmin, kmax = _bounds(levels, np.dtype(work))
     return AffineGrid(
         step=step_w,
-        inv_step=1.0 / step_w,
-        kmin=bounds[:, :1],
-        kmax=bounds[:, 1:],
+        inv_step=np.divide(1.0, step_w, dtype=step_w.dtype),
+        kmin=kmin,
+        kmax=kmax,
         levels=levels,
         lo=mins if mins.dtype == work else mins.astype(work),
         y_nonnegative=True,
     )
+
+
+_BOUNDS: dict[tuple[int, Any], tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _bounds(levels: int, work: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``(kmin, kmax) = (0, B)`` as read-only (1, 1) arrays of ``work``, made once per (B, dtype)."""
+    key = (levels, work)
+    if key not in _BOUNDS:
+        bounds = np.array([[0.0, float(levels)]], dtype=work)
+        bounds.flags.writeable = False
+        _BOUNDS[key] = (bounds[:, :1], bounds[:, 1:])
+    return _BOUNDS[key]
 
 
 def tensor_minmax_grid(

@@ -212,11 +212,38 @@ class BlockHouseholder:
 
 def _group_numbers(sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per group of ``G`` rows (float64): ``√G``, ``1/(√G − 1)`` (0 if G = 1), ``1/√G − 1``, ``1/√G``."""
-    root = np.sqrt(sizes.astype(np.float64))
-    inv_root_m1 = np.zeros(sizes.size)
-    np.divide(1.0, root - 1.0, out=inv_root_m1, where=sizes > 1)
-    n_rest = 1.0 / root
-    return root, inv_root_m1, n_rest - 1.0, n_rest
+    table = size_table(int(sizes.max(initial=1)))
+    return tuple(table[name][sizes] for name in ("root", "inv_root_m1", "n_first", "n_rest"))  # type: ignore[return-value]
+
+
+_SIZE_TABLE: dict[str, np.ndarray] = {}
+
+
+def size_table(max_size: int) -> dict[str, np.ndarray]:
+    """Every number of a group that depends only on its size ``G``, for G = 0 … at least ``max_size``.
+
+    float64 arrays indexed by ``G``: ``g`` (G itself), ``root`` (``√G``),
+    ``inv_root_m1`` (``1/(√G − 1)``, 0 for G ≤ 1), ``n_first`` (``1/√G − 1``),
+    ``n_rest`` (``1/√G``) and ``h`` (``h_G``, as :func:`householder_max_entry`
+    for G ≥ 2). Each entry is computed elementwise with the same float64
+    operations as on a per-group array, so ``table[name][sizes]`` is bit for
+    bit what those operations give on ``sizes``; built once and grown by
+    doubling (a module-level cache: the numbers never change), so a call pays
+    one gather instead of a dozen NumPy calls. Entry 0 is never read.
+    """
+    global _SIZE_TABLE
+    if _SIZE_TABLE.get("g", np.empty(0)).size <= max_size:  # a new table, swapped in whole
+        g = np.arange(max(64, 2 * max_size + 1), dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            root = np.sqrt(g)
+            inv_root_m1 = np.zeros(g.size)
+            np.divide(1.0, root - 1.0, out=inv_root_m1, where=g > 1)
+            n_rest = 1.0 / root
+            off = 1.0 / (g - root)
+            h = np.maximum(np.maximum(1.0 / root, np.abs(1.0 - off)), np.where(g >= 3, off, 0.0))
+        table = {"g": g, "root": root, "inv_root_m1": inv_root_m1, "n_first": n_rest - 1.0, "n_rest": n_rest}
+        _SIZE_TABLE = {**table, "h": h}
+    return _SIZE_TABLE
 
 
 def _column_norms_large_group(g: int, inv_s2: np.ndarray) -> np.ndarray:
@@ -264,9 +291,13 @@ def block_householder(ranges: np.ndarray) -> BlockHouseholder:
     4. ``w₁ = λ₁/√G``, ``w₂ = λ₂·h_G``, ``s₁ = w₁^(−1/3)``, ``s₂ = (w₂/(G − 1))^(−1/3)``.
 
     Defined for every N ≥ 1: N = 1 is one group of size 1 (``T = I``). All
-    groups are found with array operations (no loop over rows or groups);
-    the powers are taken one by one in Python floats, like the loop it
-    replaces, so the scales are the same to the last bit.
+    groups are found with array operations (no loop over rows or groups).
+    The powers use ``np.float_power``, whose float64 loop calls the C
+    library's ``pow`` on each element, as Python's ``w ** (−1/3)`` does in
+    the loop it replaces, so the scales are the same to the last bit
+    (``np.power`` may take a vectorised approximation instead, and ``np.cbrt``
+    rounds differently: both differ from ``pow`` in the last bit on some
+    inputs; tests/test_quant_small_paths.py checks ``float_power`` against it).
 
     Parameters
     ----------
@@ -282,7 +313,7 @@ def block_householder(ranges: np.ndarray) -> BlockHouseholder:
     if z == 0:
         return BlockHouseholder.from_layout(order.copy(), np.array([n]), np.array([0]), np.ones(n), lam)
     large_total = float(srt[:k].sum())
-    cuts = np.floor(np.cumsum(z * srt[:k] / large_total) + 0.5).astype(np.int64)
+    cuts = (np.cumsum(z * srt[:k] / large_total) + 0.5).astype(np.int64)  # ⌊v + ½⌋: v + ½ > 0 truncates down
     cuts[-1] = z
     counts = cuts.copy()
     counts[1:] -= cuts[:-1]
@@ -296,16 +327,13 @@ def block_householder(ranges: np.ndarray) -> BlockHouseholder:
     sorted_pos = k + np.arange(n) - group_of - 1
     sorted_pos[starts] = np.arange(k)
     grouped = order[sorted_pos]
-    # step 4, per group, the same float64 operations as householder_max_entry
-    g = sizes.astype(np.float64)
-    root = np.sqrt(g)
-    off = 1.0 / (g - root)
-    h = np.maximum(np.maximum(1.0 / root, np.abs(1.0 - off)), np.where(g >= 3, off, 0.0))
-    w1 = srt[:k] / root
-    w2 = srt[k + cuts - counts] * h / (g - 1)
+    # step 4, per group: √G and h_G by the same float64 operations as householder_max_entry (size_table)
+    table = size_table(int(sizes.max()))
+    w1 = srt[:k] / table["root"][sizes]
+    w2 = srt[k + cuts - counts] * table["h"][sizes] / (table["g"][sizes] - 1)
     third = -1.0 / 3.0
-    s1 = np.array([w**third for w in w1.tolist()])
-    s2 = np.array([w**third for w in w2.tolist()])
+    s1 = np.float_power(w1, third)  # the C library's pow per element
+    s2 = np.float_power(w2, third)
     scales = np.empty(n)
     scales[grouped] = np.repeat(s2, sizes)
     scales[order[:k]] = s1
@@ -400,9 +428,9 @@ def _apply_all_groups(t: BlockHouseholder, x2: np.ndarray, out2: np.ndarray, inv
     gathered before anything is written, so ``out2`` may be ``x2``.
     """
     c = position_major(t, out2.dtype)
-    a = x2[c["perm"]].astype(out2.dtype, copy=False)
+    a = x2.take(c["perm"], axis=0).astype(out2.dtype, copy=False)  # take: ~5× faster than x2[perm] here
     transform_position_major(t, a, inverse)
-    out2[c["perm"]] = a
+    a.take(c["unperm"], axis=0, out=out2)
 
 
 def transform_position_major(t: BlockHouseholder, a: np.ndarray, inverse: bool = False) -> None:
@@ -416,8 +444,8 @@ def transform_position_major(t: BlockHouseholder, a: np.ndarray, inverse: bool =
     same ``m`` groups go on, one ``add.accumulate`` (sequential by definition)
     on a (run + 1, m, D) stack of the sums so far and those rows. ``β`` and
     ``n·β`` are then formed per group and subtracted from the first rows in
-    one call and from the small rows run by run (the rows at a position are
-    groups 0 … m − 1, so ``n·β[:m]`` lines up with them: no gather). A group
+    one call and from all small rows in another, ``n·β`` gathered by each
+    slot's group (``small_rank``). A group
     of one row gets ``β = (a − 1·a)·0 = 0`` and ``n = 0``, so
     it is left as it is, like the reference.
     """
@@ -435,9 +463,8 @@ def transform_position_major(t: BlockHouseholder, a: np.ndarray, inverse: bool =
     beta = np.multiply(np.subtract(total, np.multiply(c["root"], a[:k])), c["inv_root_m1"])
     np.subtract(a[:k], np.multiply(c["n_first"], beta), out=a[:k])
     n_beta = np.multiply(c["n_rest"], beta, out=beta)  # n·β of every small row of a group, (K, D)
-    for start, m, run in c["runs"]:  # the small rows at a run of positions: groups 0 … m − 1 each
-        block = a[start : start + run * m].reshape(run, m, -1)
-        np.subtract(block, n_beta[:m], out=block)
+    small = a[k:]
+    np.subtract(small, n_beta.take(c["small_rank"], axis=0), out=small)
     if inverse:
         np.multiply(a, c["inv_s"], out=a)
 
@@ -453,7 +480,9 @@ def position_major(t: BlockHouseholder, work: Any) -> dict[str, Any]:
     ``r`` of the ``q``-th group, and position ``r`` lists only the ``m_r``
     groups with more than ``r`` rows (a prefix of the ranking), so positions
     are contiguous slices, the first ``K`` slots being the groups' first rows.
-    ``perm`` (N,): original row in each slot; ``s``, ``inv_s`` (N, 1), per
+    ``perm`` (N,): original row in each slot, ``unperm`` (N,) the slot of each
+    original row (``a.take(unperm, axis=0)`` puts rows back), ``small_rank``
+    (N − K,) the group (rank) of each slot after the first K; ``s``, ``inv_s`` (N, 1), per
     rank ``root``, ``inv_root_m1``, ``n_first`` (``1/√G − 1``), ``n_rest`` (``1/√G``) (K, 1), all of dtype
     ``work`` and the same numbers as :meth:`BlockHouseholder.grouped_coefficients`;
     ``runs``: ``(start, m, run)`` for the positions r ≥ 1, ``run`` of them in
@@ -470,7 +499,10 @@ def position_major(t: BlockHouseholder, work: Any) -> dict[str, Any]:
         position = np.repeat(np.arange(m.size), m)  # r of each slot
         perm = grouped[starts[ranked][rank] + position]
         s = t.scales[perm]
-        c: dict[str, Any] = {"perm": perm, "s": s.astype(dt)[:, None]}
+        unperm = np.empty_like(perm)
+        unperm[perm] = np.arange(perm.size)
+        c: dict[str, Any] = {"perm": perm, "unperm": unperm, "small_rank": rank[sizes.size :]}
+        c["s"] = s.astype(dt)[:, None]
         c["inv_s"] = (1.0 / s).astype(dt)[:, None]
         numbers = _group_numbers(sizes[ranked])
         for name, per_group in zip(("root", "inv_root_m1", "n_first", "n_rest"), numbers, strict=True):
@@ -483,18 +515,17 @@ def position_major(t: BlockHouseholder, work: Any) -> dict[str, Any]:
 def _position_runs(offsets: np.ndarray, counts: np.ndarray) -> list[tuple[int, int, int]]:
     """``(start, m, run)``: positions with one count ``m`` in a row, merged when ``RUN_STACK`` or more.
 
-    A few dozen positions at most (the largest group's size), so plain Python.
+    A position opens an entry when it starts a run of equal counts or its run
+    is shorter than ``RUN_STACK`` (then each of its positions is an entry of
+    ``run = 1``); found with array operations, listed once.
     """
-    starts, ms = offsets.tolist(), counts.tolist()
-    runs: list[tuple[int, int, int]] = []
-    i = 0
-    while i < len(ms):
-        j = i + 1
-        while j < len(ms) and ms[j] == ms[i]:
-            j += 1
-        if j - i >= RUN_STACK:
-            runs.append((starts[i], ms[i], j - i))
-        else:
-            runs.extend((starts[r], ms[r], 1) for r in range(i, j))
-        i = j
-    return runs
+    if counts.size == 0:
+        return []
+    first = np.ones(counts.size, dtype=bool)
+    np.not_equal(counts[1:], counts[:-1], out=first[1:])
+    run_of = np.cumsum(first) - 1
+    length = np.bincount(run_of)[run_of]  # the length of each position's run
+    long = length >= RUN_STACK
+    keep = first | ~long
+    run = np.where(long, length, 1)[keep]
+    return list(zip(offsets[keep].tolist(), counts[keep].tolist(), run.tolist(), strict=True))
