@@ -253,8 +253,9 @@ def test_benchmark_rows_run_on_numpy():
     assert share["total"] == share["Q_b"] + share["Q_w"] > 0
 
 
-def test_resnet20_gradient_shapes_are_the_models():
-    """The benchmark's hard-coded ResNet-20 gradient shapes are the output shapes of the model's layers."""
+@pytest.mark.parametrize("image", [32, 9])
+def test_resnet20_gradient_shapes_are_the_models(image):
+    """The benchmark's ResNet-20 gradient shapes are the output shapes of the model's layers."""
     from refqt import Tensor
     from refqt.benchmarks.gpu_quant import resnet20_gradients
     from refqt.models.resnet import PreActResNet
@@ -271,8 +272,8 @@ def test_resnet20_gradient_shapes_are_the_models():
             return y
 
         layer.forward = record
-    model(Tensor(np.zeros((2, 3, 32, 32), dtype=np.float32)))
-    assert sorted(shapes) == sorted(s for s, _ in resnet20_gradients(2))
+    model(Tensor(np.zeros((2, 3, image, image), dtype=np.float32)))
+    assert sorted(shapes) == sorted(s for s, _ in resnet20_gradients(2, image))
 
 
 @pytest.mark.parametrize("name", sorted(QUANTIZERS))

@@ -229,7 +229,9 @@ def quantizer_rows(backend: Backend, size: dict[str, Any], repeats: int) -> dict
 
     return {
         "rows": gpu_quant.quant_rows(backend.name, shape=size["conv"], repeats=repeats),
-        "resnet20": gpu_quant.resnet20_quantizer_ms(backend.name, batch=size["batch"], repeats=repeats),
+        "resnet20": gpu_quant.resnet20_quantizer_ms(
+            backend.name, batch=size["batch"], repeats=repeats, image=size["image"]
+        ),
     }
 
 

@@ -96,21 +96,22 @@ def quant_rows(
     return rows
 
 
-def resnet20_gradients(batch: int = 128) -> list[tuple[tuple[int, ...], bool]]:
-    """Output-gradient shapes of ResNet-20's layers at ``batch`` on 32×32 input, and whether Q_b runs.
+def resnet20_gradients(batch: int = 128, image: int = 32) -> list[tuple[tuple[int, ...], bool]]:
+    """Output-gradient shapes of ResNet-20's layers at ``batch`` on ``image``² input, and whether Q_b runs.
 
     (:class:`refqt.models.resnet.PreActResNet`, depth 20, width 16): the stem and
     six 3×3 convolutions per stage, plus a 1×1 shortcut in stages 2 and 3 --
     seven (N, 16, 32, 32), seven (N, 32, 16, 16), seven (N, 64, 8, 8) -- and
     the (N, 10) classifier. The stem's input needs no gradient, so it has no Q_b.
     """
-    shapes = [((batch, 16, 32, 32), i > 0) for i in range(7)]
-    shapes += [((batch, 32, 16, 16), True)] * 7 + [((batch, 64, 8, 8), True)] * 7
+    s1, s2, s3 = image, -(-image // 2), -(-image // 4)  # each stage halves the side (stride 2, padding 1)
+    shapes = [((batch, 16, s1, s1), i > 0) for i in range(7)]
+    shapes += [((batch, 32, s2, s2), True)] * 7 + [((batch, 64, s3, s3), True)] * 7
     return [*shapes, ((batch, 10), True)]
 
 
 def resnet20_quantizer_ms(
-    backend: str = "cupy", batch: int = 128, bits: int = 5, repeats: int = 10, seed: int = 0
+    backend: str = "cupy", batch: int = 128, bits: int = 5, repeats: int = 10, seed: int = 0, image: int = 32
 ) -> dict[str, float]:
     """Milliseconds of one FQT-BHQ step's gradient quantizers on ResNet-20 (no convolutions).
 
@@ -124,7 +125,7 @@ def resnet20_quantizer_ms(
     q_b, q_w = BHQ(bits), PSQ(8, axis="channel")
     work = [
         (native.asarray(rng.standard_normal(shape, dtype=np.float32)), need)
-        for shape, need in resnet20_gradients(batch)
+        for shape, need in resnet20_gradients(batch, image)
     ]
     noise = np.random.default_rng(seed + 1)
 
