@@ -208,8 +208,8 @@ def audit_lines(audits: dict[str, Any]) -> list[str]:
         f"**Theorem 1 audit of the recipes** on the same model and the first batch "
         f"(docs/theory/formats.md): K = {first['k']} gradient draws per path with only that path "
         f"quantized, projected t tests on every layer's gradient, overall α = {first['alpha']:g}. "
-        "*bias* is the largest ‖mean of the draws − QAT‖ / ‖QAT‖ over the layers, *noise* the size "
-        "that mean would have from noise alone.",
+        "Per path, the layer whose *bias* ‖mean of the draws − QAT‖ / ‖QAT‖ stands highest above "
+        "its *noise* (the size that bias has from noise alone, so about 1× it when unbiased).",
         "",
         "| recipe | input path (∇X) | weight path (∇W) |",
         "|---|---|---|",
