@@ -54,7 +54,7 @@ def test_zero_aligned_grid_covers_the_widened_range_with_zero_on_a_level(mn, mx,
     # no wasted range: the step is the smallest that covers [a, b] with 0 on level −kmin
     q0 = -kmin
     need = max(-a / q0 if q0 else 0.0, b / (levels - q0) if q0 < levels else 0.0)
-    assert step == pytest.approx(need, rel=1e-12)
+    assert step == pytest.approx(need, rel=1e-12, abs=0)
 
 
 @pytest.mark.parametrize("bits", [2, 3, 4, 8])
