@@ -145,3 +145,25 @@ def test_bhq_large_group_column_norms_equal_the_dense_inverse():
     t = BlockHouseholder([np.random.default_rng(7).permutation(g)], scales, np.ones(g), 1)
     dense = np.sum(t.inverse_matrix() ** 2, axis=0)
     np.testing.assert_allclose(t.inverse_column_norms_sq(), dense, rtol=1e-10)
+
+
+@pytest.mark.parametrize("make", QUANTIZERS, ids=IDS)
+def test_quantize_of_an_empty_input_has_the_noises_shape(make):
+    q = make(4)
+    x = np.zeros((0, 3))
+    for u in (np.zeros((0, 3)), np.zeros((2, 0, 3))):
+        out = q.quantize(x, u)
+        assert out.shape == u.shape and out.dtype == x.dtype
+
+
+@pytest.mark.parametrize("make", [PSQ, ZeroPSQ], ids=["psq", "psq-zero"])
+def test_one_channel_inputs_use_one_grid_over_all_entries(make):
+    """A 1-D (N,) or 0-D input has one channel: per channel = one grid over the whole (1, N) row."""
+    x = np.array([-2.0, 0.0, 0.7, 3.0, 1.5])
+    u = np.random.default_rng(8).random(x.shape)
+    want = make(3).quantize(x[None, :], u[None, :])[0]
+    np.testing.assert_array_equal(make(3, axis="channel").quantize(x, u), want)
+    s = np.array(-1.25)
+    np.testing.assert_array_equal(
+        make(3, axis="channel").quantize(s, np.array(0.3)), make(3).quantize(s, np.array(0.3))
+    )
