@@ -167,3 +167,23 @@ def test_one_channel_inputs_use_one_grid_over_all_entries(make):
     np.testing.assert_array_equal(
         make(3, axis="channel").quantize(s, np.array(0.3)), make(3).quantize(s, np.array(0.3))
     )
+
+
+@pytest.mark.parametrize("backend_name", ["numpy", "array_api_strict"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_psq_rows_just_inside_the_dtype_are_quantized_wider_ones_refused_by_name(backend_name, dtype):
+    """``max − min`` must fit the working dtype: 0.9·max of one sign fits, 1.2·max across 0 does not."""
+    b = get_backend(backend_name)
+    top = float(np.finfo(dtype).max)
+    q = PSQ(4)
+    for ok in (
+        [[0.0, 0.3 * top, 0.9 * top]],
+        [[-0.9 * top, -0.5 * top, 0.0]],
+        [[-0.45 * top, 0.0, 0.45 * top]],
+    ):
+        x = np.array(ok, dtype=dtype)
+        out = b.to_numpy(q.quantize(b.asarray(x), b.asarray(np.full(x.shape, 0.5, dtype=dtype))))
+        assert np.all(np.isfinite(out))
+    x = np.array([[-0.6 * top, 0.0, 0.6 * top]], dtype=dtype)
+    with pytest.raises(NonFiniteInputError, match=r"^PSQ\(bits=4\): a range max − min"):
+        q.quantize(b.asarray(x), b.asarray(np.full(x.shape, 0.5, dtype=dtype)))
