@@ -187,3 +187,26 @@ def test_psq_rows_just_inside_the_dtype_are_quantized_wider_ones_refused_by_name
     x = np.array([[-0.6 * top, 0.0, 0.6 * top]], dtype=dtype)
     with pytest.raises(NonFiniteInputError, match=r"^PSQ\(bits=4\): a range max − min"):
         q.quantize(b.asarray(x), b.asarray(np.full(x.shape, 0.5, dtype=dtype)))
+
+
+@pytest.mark.parametrize("make", [PTQ, PerSampleShift], ids=["ptq", "shift"])
+@pytest.mark.parametrize("bits", [1, 4])
+def test_float64_ranges_below_float32s_smallest_normal_keep_their_own_step(make, bits):
+    """A float64 tensor 1e-300 wide gets a step ~1e-300, not float32's smallest normal (1.2e-38)."""
+    x = np.array([[-3e-300, 1e-300], [2e-300, 5e-300]])
+    q = make(bits)
+    _, grid, _ = q._prepare(x)
+    assert float(np.max(grid.step)) <= 8e-300 / q.levels * 2
+
+
+def test_noise_shape_dtype_and_one_sample():
+    q = PSQ(4)
+    x = np.zeros((2, 3))
+    assert q.uniform(x, np.random.default_rng(0), samples=1).shape == (1, 2, 3)
+    assert q.uniform(x, np.random.default_rng(0)).dtype == np.float64
+    assert q.uniform(x.astype(np.float32), np.random.default_rng(0)).dtype == np.float32
+
+
+def test_psq_defaults_and_repr():
+    assert PSQ().bits == 8 and PSQ().axis == "row"
+    assert repr(PSQ(4, axis="channel")) == "PSQ(bits=4, axis='channel')"
