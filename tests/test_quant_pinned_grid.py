@@ -15,6 +15,7 @@ Deterministic (no false alarms).
 """
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -69,3 +70,21 @@ def test_zero_sits_on_the_authors_level(mn, mx, bits):
     scan = np.linspace((mx - mn) / levels, 2 * (mx - mn), 20001)
     ok = scan[(scan * q0 >= -mn) & (scan * (levels - q0) >= mx)]
     assert abs(ok[0] - step) <= scan[1] - scan[0]
+
+
+@pytest.mark.parametrize("make", ["ptq", "psq-zero"])
+def test_a_range_whose_b_multiple_overflows_is_refused_in_one_line(make):
+    """``−min·B`` of the zero-aligned rule must fit float64; beyond, a one-line NonFiniteInputError."""
+    from refqt.quant import PTQ, NonFiniteInputError, ZeroPSQ
+
+    q = (PTQ if make == "ptq" else ZeroPSQ)(4)
+    big = np.finfo(np.float64).max
+    message = rf"^{re.escape(q.label)}: a range from .* across 0, times B = 15, overflows float64"
+    with pytest.raises(NonFiniteInputError, match=message):
+        q(np.array([[-0.45, 0.45], [0.1, 0.2]]) * big, np.random.default_rng(0))
+    # just inside the limit: quantized, finite, with 0 on the authors' level
+    x = np.array([[-0.45, 0.45]]) * (big / 16)
+    out = q(x, np.random.default_rng(0))
+    assert np.all(np.isfinite(out))
+    _, _, kmin = zero_aligned_params(x.min(), x.max(), 15)
+    assert kmin == -math.floor(0.45 * 15 / 0.9)

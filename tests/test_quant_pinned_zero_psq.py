@@ -154,8 +154,8 @@ def test_all_zero_rows_and_empty_input_add_nothing_to_the_bound():
 def test_ranges_just_inside_float64_are_quantized_wider_ones_refused():
     """Just inside: one-sided rows at 4 bits, rows with both signs at 1 bit (the min/max fallback).
 
-    (Two-sided rows wider than ``max/B`` are left out: there ``−min·B`` overflows before
-    the division, see docs/testing.md, "Mutation testing".)
+    (Two-sided rows whose ``−min·B`` overflows are refused on their own:
+    tests/test_quant_pinned_grid.py.)
     """
     ok4 = np.array([[0.0, 0.5, 0.9 * BIG], [0.1 * BIG, 0.2 * BIG, 0.95 * BIG]])
     ok1 = np.array([[-0.45 * BIG, 0.0, 0.45 * BIG], [-0.9 * BIG, -0.5 * BIG, -0.05 * BIG]])

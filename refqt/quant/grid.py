@@ -151,6 +151,21 @@ def check_span(owner: str, half_widest: float, dtype: Any) -> None:
         )
 
 
+def check_level_span(owner: str, widest_negative: float, levels: int) -> None:
+    """NonFiniteInputError unless ``−min·B`` fits float64, for the ranges that hold both signs.
+
+    The zero-aligned rule puts 0 on level ``⌊−min·B/(max − min)⌋``
+    (docs/theory/quantizers.md, "PTQ"); ``widest_negative`` is the largest
+    ``−min`` among the ranges with both signs (0 if none).
+    """
+    limit = float(np.finfo(np.float64).max)
+    if not widest_negative <= limit / levels:
+        raise NonFiniteInputError(
+            f"{owner}: a range from {-widest_negative:.4g} across 0, times B = {levels}, overflows float64 "
+            f"(largest {limit:.4g}); refusing to quantize it"
+        )
+
+
 def minmax_grid(mins: Any, maxs: Any, levels: int, work: Any, owner: str = "minmax_grid") -> AffineGrid:
     """Grid from ``lo = min`` with ``step = (max − min) / B`` (1 where the range is 0).
 
@@ -281,6 +296,7 @@ def zero_aligned_params(
     """
     mn, mx = min(float(mn), 0.0), max(float(mx), 0.0)
     check_span(owner, mx * 0.5 - mn * 0.5, np.float64)
+    check_level_span(owner, -mn if mn < 0.0 < mx else 0.0, levels)
     if mx == mn:
         return 0.0, 1.0, 0
     if mn == 0.0:

@@ -37,7 +37,7 @@ import numpy as np
 
 from refqt.backend import backend_of, device_path
 from refqt.quant.checks import work_dtype
-from refqt.quant.grid import AffineGrid, check_span, host_grid
+from refqt.quant.grid import AffineGrid, check_level_span, check_span, host_grid
 from refqt.quant.psq import PSQ, channel_layout
 
 
@@ -55,6 +55,7 @@ def zero_aligned_rows(
     check_span(owner, float(np.max(mx * 0.5 - mn * 0.5, initial=0.0)), np.float64)
     span = mx - mn
     both = (mn < 0.0) & (mx > 0.0)
+    check_level_span(owner, float(np.max(np.where(both, -mn, 0.0), initial=0.0)), levels)
     with np.errstate(divide="ignore", invalid="ignore"):
         q0 = np.minimum(np.floor(np.where(both, -mn * levels / np.where(both, span, 1.0), 1.0)), levels - 1)
         fallback = both & (q0 == 0) & (levels == 1)
