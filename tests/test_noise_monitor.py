@@ -102,3 +102,14 @@ def test_in_memory_records_equal_the_file_log(tmp_path):
         logs.append(read_noise_log(path) if path is not None else monitor.records)
     assert logs[0] == logs[1] and {r["step"] for r in logs[1]} == {0, 3}
     assert len(logs[1]) == 2 * 4  # four quantized layers (2 conv + 2 linear), two logged steps kept
+
+
+def test_monitoring_changes_no_number_of_the_run():
+    """Watching ‖G‖/σ_q draws no noise and alters no gradient: the monitored run trains bit for bit alike."""
+    from refqt.experiments.runspec import RunSpec, train
+
+    spec = {"model": "cnn", "mode": "fqt", "quantizer": "bhq", "bits": 4, "epochs": 1, "limit": 256}
+    plain = train(RunSpec(**spec, measure_variance=False))[1]
+    watched = train(RunSpec(**spec, measure_variance=False, noise_every=3))[1]
+    assert watched["history"] == plain["history"] and watched["test_accuracy"] == plain["test_accuracy"]
+    assert "noise" not in plain and {r["step"] for r in watched["noise"]} == {0, 3, 6}
