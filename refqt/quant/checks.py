@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from refqt.backend import is_array, namespace
+from refqt.backend import backend_of, is_array, namespace
 
 MAX_BITS = 16
 
@@ -91,3 +91,15 @@ def as_rows(x: Any) -> Any:
     if isinstance(x, np.ndarray):
         return x.reshape(n, d)
     return namespace(x).reshape(x, (n, d))
+
+
+def host_min_max(x: Any) -> tuple[float, float]:
+    """``(min, max)`` of the whole array as Python floats, read back in one device-to-host copy.
+
+    On a device this is one host synchronisation where two ``float()`` calls
+    would be two; the forward and per-tensor gradient quantizers' device paths use it.
+    """
+    backend = backend_of(x)
+    xp = backend.xp
+    mn, mx = backend.to_numpy(xp.stack([xp.min(x), xp.max(x)])).tolist()
+    return mn, mx

@@ -10,8 +10,8 @@ Per-tensor, round-to-nearest, ``b`` bits (default 8), two grids:
 The gradient passes straight through (STE, :mod:`refqt.quant.ste`).
 
 Host synchronisation: a grid rule runs on the host, so each call reads the
-tensor's ``min`` and ``max`` back from the device -- on CuPy in one transfer
-of two numbers (:func:`tensor_range`), one sync per quantized activation or
+tensor's ``min`` and ``max`` back from the device -- on the device path in one
+transfer of two numbers (:func:`tensor_range`), one sync per quantized activation or
 weight per step (44 in a QAT step of ResNet-20).
 """
 
@@ -21,9 +21,16 @@ from typing import Any
 
 import numpy as np
 
-from refqt.backend import backend_of, is_array
+from refqt.backend import backend_of, device_path, is_array
 from refqt.quant import fast
-from refqt.quant.checks import as_rows, check_bits, check_finite_range, check_float_array, work_dtype
+from refqt.quant.checks import (
+    as_rows,
+    check_bits,
+    check_finite_range,
+    check_float_array,
+    host_min_max,
+    work_dtype,
+)
 from refqt.quant.grid import AffineGrid, tensor_minmax_grid, zero_aligned_grid
 
 KINDS = ("affine", "zero_aligned")
@@ -40,12 +47,10 @@ def _check_args(x: Any, bits: Any, kind: Any) -> tuple[str, int]:
 
 
 def tensor_range(x: Any) -> tuple[float, float]:
-    """``(min, max)`` of ``x`` as Python floats; from a CuPy array in one device-to-host copy."""
-    backend = backend_of(x)
-    xp = backend.xp
-    if backend.name == "cupy":
-        mn, mx = backend.to_numpy(xp.stack([xp.min(x), xp.max(x)])).tolist()
-        return mn, mx
+    """``(min, max)`` of ``x`` as Python floats; on the device path in one device-to-host copy."""
+    if device_path(x):
+        return host_min_max(x)
+    xp = backend_of(x).xp
     return float(xp.min(x)), float(xp.max(x))
 
 

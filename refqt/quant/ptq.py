@@ -19,7 +19,7 @@ import numpy as np
 from refqt.backend import backend_of, device_path
 from refqt.quant import fast
 from refqt.quant.base import GradientQuantizer
-from refqt.quant.checks import as_rows, check_finite_range, work_dtype
+from refqt.quant.checks import as_rows, check_finite_range, host_min_max, work_dtype
 from refqt.quant.grid import AffineGrid, finite_step, zero_aligned_grid, zero_aligned_params
 from refqt.quant.rounding import NoiseStream
 
@@ -38,10 +38,9 @@ class PTQ(GradientQuantizer):
             mn, mx = fast.tensor_range(y2)
             check_finite_range(self.label, mn, mx, tuple(y2.shape))
             return mn, mx
-        backend = backend_of(y2)
-        xp = backend.xp
+        xp = backend_of(y2).xp
         if device_path(y2):  # one device-to-host copy of (min, max), checked on the host
-            mn, mx = backend.to_numpy(xp.stack([xp.min(y2), xp.max(y2)])).tolist()
+            mn, mx = host_min_max(y2)
             check_finite_range(self.label, mn, mx, tuple(y2.shape))
             return mn, mx
         mins, maxs = self._ranges(y2, fast_path)
