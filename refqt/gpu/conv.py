@@ -47,7 +47,7 @@ from types import ModuleType
 from typing import Any
 
 from refqt.gpu.windows import add_windows, padded, window_view
-from refqt.ops.conv import output_size
+from refqt.ops.conv import input_grad_as_conv, output_size
 
 WORKSPACE_BYTES = 256 << 20
 """Workspace of one chunk, in bytes: a chunk holds as many whole images as fit (at least one).
@@ -95,9 +95,10 @@ def grad_input(
     n, f, ho, wo = g.shape
     _, c, h, wd = x_shape
     (ph, pw), (kh, kw) = padding, w.shape[2:]
-    if stride == (1, 1) and ph <= kh - 1 and pw <= kw - 1:
-        w_flipped = native.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))  # (C, F, kh, kw)
-        return forward(g, w_flipped, stride, (kh - 1 - ph, kw - 1 - pw), native)
+    as_conv = input_grad_as_conv(w, stride, padding, native)  # g_x = conv(g, flip(w)ᵀ, padding k − 1 − p)
+    if as_conv is not None:
+        w_flipped, flipped_padding = as_conv
+        return forward(g, w_flipped, stride, flipped_padding, native)
     k, p = c * kh * kw, ho * wo
     hp, wp = h + 2 * ph, wd + 2 * pw
     w_t = native.ascontiguousarray(w).reshape(f, k).T  # (C·kh·kw, F), a transposed view for cuBLAS

@@ -50,6 +50,21 @@ def output_size(size: int, kernel: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - kernel) // stride + 1
 
 
+def input_grad_as_conv(
+    w: Any, stride: tuple[int, int], padding: tuple[int, int], native: Any
+) -> tuple[Any, tuple[int, int]] | None:
+    """The input gradient of a stride-1 convolution as a stride-1 convolution, when it is one.
+
+    With stride 1 and padding ``p ≤ k − 1``, ``g_x = conv(g, flip(w)ᵀ, padding = k − 1 − p)``:
+    returns ``(flip(w)ᵀ, k − 1 − p)``, the filters (C, F, kh, kw) contiguous in ``native``
+    (``numpy`` or ``cupy``); None otherwise (the fast paths then scatter columns back).
+    """
+    (ph, pw), (kh, kw) = padding, w.shape[2:]
+    if stride != (1, 1) or ph > kh - 1 or pw > kw - 1:
+        return None
+    return native.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)), (kh - 1 - ph, kw - 1 - pw)
+
+
 def check_conv_args(x: Any, w: Any, stride: IntPair, padding: IntPair) -> tuple[tuple[int, int], ...]:
     """Validate a conv2d call; return ``(stride, padding, (Ho, Wo))`` as pairs.
 

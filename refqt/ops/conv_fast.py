@@ -30,7 +30,7 @@ from types import ModuleType
 from typing import Any
 
 from refqt.ops import winograd
-from refqt.ops.conv import output_size, window
+from refqt.ops.conv import input_grad_as_conv, output_size, window
 
 CPU_CHUNK_BYTES = 1 << 20
 """im2col columns per chunk on the CPU: half an L2 cache. On the digits conv (128, 16, 8, 8), 16
@@ -102,9 +102,10 @@ def grad_input(
     n, f, ho, wo = g.shape
     _, c, h, wd = x_shape
     (ph, pw), (kh, kw) = padding, w.shape[2:]
-    if stride == (1, 1) and ph <= kh - 1 and pw <= kw - 1:  # g_x = conv(g, flip(w)ᵀ, padding k − 1 − p)
-        w_flipped = native.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))  # (C, F, kh, kw)
-        return forward(g, w_flipped, stride, (kh - 1 - ph, kw - 1 - pw), native)
+    as_conv = input_grad_as_conv(w, stride, padding, native)  # g_x = conv(g, flip(w)ᵀ, padding k − 1 − p)
+    if as_conv is not None:
+        w_flipped, flipped_padding = as_conv
+        return forward(g, w_flipped, stride, flipped_padding, native)
     # col2im a chunk at a time: cols = w_matᵀ g, then every tap adds its slice back.
     w_t = native.ascontiguousarray(w).reshape(f, -1).T  # (C·kh·kw, F)
     b = _images_per_chunk(n, c * kh * kw * ho * wo * g.itemsize, native)
