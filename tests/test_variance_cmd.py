@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from docs_pages import console_blocks, shape
 
 from refqt import checkpoint
 from refqt.cli import main
@@ -24,6 +25,9 @@ def test_variance_on_a_tiny_fresh_run_writes_json_and_png(tmp_path, capsys):
     assert (tmp_path / "variance.png").read_bytes()[:4] == b"\x89PNG"
     out = capsys.readouterr().out
     assert "QAT sampling variance" in out and "PTQ var" in out
+    # the page's fresh-run block (docs/cli/variance.md) shows these lines, numbers and paths aside
+    shown = next(b for b in console_blocks("variance.md") if b[0].startswith("$ refqt variance --epochs"))
+    assert {shape(line) for line in out.splitlines()} == {shape(line) for line in shown[1:]}, out
 
 
 def test_variance_errors_are_one_line(tmp_path, capsys):

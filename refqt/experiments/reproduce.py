@@ -766,7 +766,8 @@ def part_overhead(suite: Suite) -> dict[str, Any]:
 
 # -- the driver -------------------------------------------------------------------------------------------
 
-PARTS = ("digits", "transformer", "variance", "anatomy", "overhead")
+PARTS = ("digits", "variance", "anatomy", "overhead", "transformer")
+"""The parts of a reproduction, in the order :func:`reproduce` runs them (the transformer, longest, last)."""
 
 
 def reproduce(
@@ -831,16 +832,17 @@ def reproduce(
         return cache[0]
 
     save()
-    steps: list[tuple[str, Callable[[], dict]]] = [
-        ("digits", lambda: part_digits(suite, seeds, jobs, out, progress)),
-        ("variance", lambda: part_variance(suite, out, *probe())),
-        ("anatomy", lambda: part_anatomy(suite, out, probe()[0])),
-        ("overhead", lambda: part_overhead(suite)),
-        ("transformer", lambda: part_transformer(suite, seeds, jobs, out, progress)),
-    ]
+    steps: dict[str, Callable[[], dict]] = {
+        "digits": lambda: part_digits(suite, seeds, jobs, out, progress),
+        "variance": lambda: part_variance(suite, out, *probe()),
+        "anatomy": lambda: part_anatomy(suite, out, probe()[0]),
+        "overhead": lambda: part_overhead(suite),
+        "transformer": lambda: part_transformer(suite, seeds, jobs, out, progress),
+    }
     finished = FinishedRuns(results["finished_runs"], code, save_results, progress)
     with resuming(finished):
-        for name, fn in steps:
+        for name in PARTS:
+            fn = steps[name]
             if name in results["parts"]:
                 progress(f"part {name}: kept from {path}")
                 continue
