@@ -57,15 +57,6 @@ def test_demo_rejects_a_bad_bit_width_in_one_line(capsys):
     assert err == ["refqt: error: --bits must be an integer in 1..16, got 0"]
 
 
-def test_demo_trains_every_mode_above_chance():
-    from refqt.experiments.demo import run_demo
-
-    rows = run_demo(epochs=1, bits=8)
-    assert [r["mode"] for r in rows] == ["exact", "QAT", "FQT PTQ 8-bit", "FQT PSQ 8-bit", "FQT BHQ 8-bit"]
-    assert all(r["test_accuracy"] > 0.3 for r in rows)  # chance is 0.1
-    assert all(0 < r["variance_ratio"] < 0.1 for r in rows if "variance_ratio" in r)
-
-
 def _subparsers():
     parser = build_parser()
     action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))

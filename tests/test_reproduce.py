@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+from docs_pages import console_blocks
 
 from refqt.cli import main
 from refqt.experiments import report
@@ -37,6 +38,8 @@ def test_tiny_reproduce_writes_every_part(tmp_path, capsys):
     for png in (*pngs, "bin_usage.png", "variance_terms.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"]({png})" in text
+    listing = next(b for b in console_blocks("reproduce.md") if b[0] == "$ ls -1 rq")[1:]
+    assert sorted(p.name for p in out.iterdir()) == listing  # the page's list of the folder
     digits = results["parts"]["digits"]
     labels = {(r["model"], r["label"]) for r in digits["table"]}
     assert {("cnn", "exact"), ("cnn", "QAT"), ("cnn", "PTQ 4"), ("cnn", "BHQ 4"), ("mlp6", "PSQ 2")} <= labels
