@@ -18,7 +18,7 @@ matrix is formed, except by :meth:`BlockHouseholder.matrix` for tests.
 
 from __future__ import annotations
 
-import itertools
+import bisect
 import math
 from typing import Any
 
@@ -610,15 +610,17 @@ def _position_runs(starts: list[int], counts: list[int]) -> list[tuple[int, int,
 
     A run shorter than ``RUN_STACK`` is listed position by position
     (``run = 1``), except the first: :func:`group_sums` sums that one
-    without a copy whatever its length.
+    without a copy whatever its length. ``counts`` never grows, so a run
+    ends where bisection on the negated counts says.
     """
+    negated = [-m for m in counts]
     runs: list[tuple[int, int, int]] = []
     i = 0
-    for m, same in itertools.groupby(counts):
-        run = sum(1 for _ in same)
-        if run >= RUN_STACK or i == 0:
-            runs.append((starts[i], m, run))
+    while i < len(counts):
+        end = bisect.bisect_right(negated, negated[i], i)
+        if end - i >= RUN_STACK or i == 0:
+            runs.append((starts[i], counts[i], end - i))
         else:
-            runs.extend((starts[j], m, 1) for j in range(i, i + run))
-        i += run
+            runs += [(starts[j], counts[j], 1) for j in range(i, end)]
+        i = end
     return runs
