@@ -566,7 +566,7 @@ def position_major(t: BlockHouseholder, work: Any) -> dict[str, Any]:
     if key not in t._cache:
         dt = np.dtype(work)
         order, counts, scales = t._head_tail()
-        place, by_rank, small_rank, runs = _slots(counts)
+        place, by_rank, small_rank, runs = _slots(counts, order.size)
         perm = order[place]
         unperm = np.empty_like(perm)
         unperm[perm] = np.arange(perm.size)
@@ -581,8 +581,10 @@ def position_major(t: BlockHouseholder, work: Any) -> dict[str, Any]:
     return t._cache[key]
 
 
-def _slots(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[int, int, int]]]:
-    """Position-major slots of groups with ``counts`` (K,) rows after their first (head-tail order).
+def _slots(
+    counts: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[int, int, int]]]:
+    """Position-major slots of N rows in groups with ``counts`` (K,) rows after their first (head-tail order).
 
     Returns ``place`` (N,), the head-tail place of each slot: the ranked groups'
     heads, then for r = 1, 2, … the r-th tail row of each of the ``m_r``
@@ -599,9 +601,9 @@ def _slots(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, list
     by_rank = counts[ranked]
     m = k - np.add.accumulate(np.bincount(by_rank)[:-1])  # m_r for r = 1 … max count: groups with > r rows
     offsets = np.add.accumulate(m) - m  # where position r starts among the slots after the first K
-    small_rank = np.arange(k, counts.sum() + k) - (offsets + k).repeat(m)
-    tail = (np.add.accumulate(counts) - counts + k - 1)[ranked]  # K + tail_q − 1
-    place = np.concatenate((ranked, tail[small_rank] + np.arange(1, m.size + 1).repeat(m)))
+    small_rank = np.arange(n - k) - offsets.repeat(m)
+    tail = (np.add.accumulate(counts) - counts)[ranked]
+    place = np.concatenate((ranked, tail[small_rank] + np.arange(k, k + m.size).repeat(m)))
     return place, by_rank, small_rank, _position_runs((offsets + k).tolist(), m.tolist())
 
 
