@@ -507,20 +507,18 @@ def group_sums(a: np.ndarray, k: int, runs: list[tuple[int, int, int]]) -> np.nd
     (run + 1, m, D) stack of the sums so far and those rows (no copy for
     the first run, whose stack is the first rows of ``a`` themselves).
     """
-    total = a[:k]
-    fresh = False  # whether ``total`` is our own array yet (not a view of ``a``)
+    total, own = a[:k], False  # own: total is our array, no longer a view of a
     for start, m, run in runs:
-        rows = a[start : start + run * m]
-        if not fresh and start == k and m == k:  # positions 0 … run are contiguous in a
-            total = sum_in_order(a[: start + run * m].reshape(run + 1, m, -1))
-        elif run == 1:
-            total = total if fresh else total.copy()
-            np.add(total[:m], rows, out=total[:m])
+        end = start + run * m
+        if start == k and m == k:  # the first run: positions 0 … run are contiguous in a
+            total, own = sum_in_order(a[:end].reshape(run + 1, m, -1)), True
+            continue
+        total, own = (total, True) if own else (total.copy(), True)
+        head = total[:m]
+        if run == 1:
+            np.add(head, a[start:end], out=head)
         else:
-            total = total if fresh else total.copy()
-            stack = np.concatenate([total[None, :m], rows.reshape(run, m, -1)])
-            total[:m] = sum_in_order(stack)
-        fresh = True
+            head[...] = sum_in_order(np.concatenate((head[None], a[start:end].reshape(run, m, -1))))
     return total
 
 
@@ -542,10 +540,6 @@ def sum_in_order(stack: np.ndarray) -> np.ndarray:
     return np.add.reduce(stack, axis=0)
 
 
-RUN_STACK = 4
-"""Shortest run of row positions summed with one :func:`sum_in_order` (shorter: one add per position)."""
-
-
 def position_major(t: BlockHouseholder, work: Any) -> dict[str, Any]:
     """The rows of ``T``'s groups laid out position-major (cached on ``t``).
 
@@ -559,8 +553,7 @@ def position_major(t: BlockHouseholder, work: Any) -> dict[str, Any]:
     rank the ``UPDATE_NUMBERS`` ``root``, ``inv_root_m1``, ``n_first``, ``n_rest`` (K, 1), all of dtype
     ``work`` and the same numbers as :meth:`BlockHouseholder.grouped_coefficients`;
     ``runs``: ``(start, m, run)`` for the positions r ≥ 1, ``run`` of them in
-    a row with the same ``m`` (single positions where fewer than ``RUN_STACK``,
-    except the first run).
+    a row with the same ``m``.
     """
     key = ("by_position", np.dtype(work))
     if key not in t._cache:
@@ -608,21 +601,16 @@ def _slots(
 
 
 def _position_runs(starts: list[int], counts: list[int]) -> list[tuple[int, int, int]]:
-    """``(start, m, run)``: positions with one count ``m`` in a row, merged when ``RUN_STACK`` or more.
+    """``(start, m, run)``: each run of ``run`` positions in a row with one count ``m``.
 
-    A run shorter than ``RUN_STACK`` is listed position by position
-    (``run = 1``), except the first: :func:`group_sums` sums that one
-    without a copy whatever its length. ``counts`` never grows, so a run
-    ends where bisection on the negated counts says.
+    ``counts`` never grows, so a run ends where bisection on the negated
+    counts says: a Python loop over the distinct counts only.
     """
     negated = [-m for m in counts]
-    runs: list[tuple[int, int, int]] = []
+    runs = []
     i = 0
     while i < len(counts):
         end = bisect.bisect_right(negated, negated[i], i)
-        if end - i >= RUN_STACK or i == 0:
-            runs.append((starts[i], counts[i], end - i))
-        else:
-            runs += [(starts[j], counts[j], 1) for j in range(i, end)]
+        runs.append((starts[i], counts[i], end - i))
         i = end
     return runs
