@@ -355,7 +355,7 @@ def block_householder(ranges: np.ndarray) -> BlockHouseholder:
         return BlockHouseholder.from_head_tail(order, np.array([n - 1]), np.ones(n), lam)
     counts = partner_counts(srt[:k], z)
     # step 4, per group: √G, h_G and G − 1 by the same float64 operations as householder_max_entry
-    numbers = size_table(int(counts.max()) + 1)["scale"][counts + 1]
+    numbers = size_table(int(counts.max()) + 1)["scale"][1:].take(counts, axis=0)  # rows for G = count + 1
     first_small = np.add.accumulate(counts) - counts + k  # sorted place of each group's first small row
     third = -1.0 / 3.0
     s1 = np.float_power(srt[:k] / numbers[:, 0], third)  # the C library's pow per element
@@ -568,7 +568,7 @@ def position_major(t: BlockHouseholder, work: Any) -> dict[str, Any]:
         c: dict[str, Any] = {"perm": perm, "unperm": unperm, "small_rank": small_rank, "runs": runs}
         c["s"] = s.astype(dt)[:, None]
         c["inv_s"] = np.divide(1.0, s).astype(dt)[:, None]
-        numbers = size_table(int(by_rank[0]) + 1)["update"][by_rank + 1].astype(dt)  # (K, 4)
+        numbers = size_table(int(by_rank[0]) + 1)["update"][1:].take(by_rank, axis=0).astype(dt)  # (K, 4)
         for i, name in enumerate(UPDATE_NUMBERS):
             c[name] = numbers[:, i : i + 1]
         t._cache[key] = c
