@@ -70,13 +70,13 @@ def test_inverse_transform_sums_each_group_in_order(sizes, d, dtype):
     np.testing.assert_array_equal(bits(got), bits(want))
 
 
-def reversed_order(stack: np.ndarray) -> np.ndarray:
-    return np.add.reduce(stack[::-1], axis=0)
+def reversed_order(stack: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    return np.add.reduce(stack[::-1], axis=0, out=out)
 
 
-def pairwise_order(stack: np.ndarray) -> np.ndarray:
+def pairwise_order(stack: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """NumPy's order along the fast axis: pairwise (eight partial sums) from nine terms on."""
-    return np.add.reduce(np.ascontiguousarray(np.moveaxis(stack, 0, -1)), axis=-1)
+    return np.add.reduce(np.ascontiguousarray(np.moveaxis(stack, 0, -1)), axis=-1, out=out)
 
 
 @pytest.mark.parametrize(

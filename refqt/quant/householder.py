@@ -519,11 +519,11 @@ def group_sums(a: np.ndarray, k: int, runs: list[tuple[int, int, int]]) -> np.nd
         if run == 1:
             np.add(head, a[start:end], out=head)
         else:
-            head[...] = sum_in_order(np.concatenate((head[None], a[start:end].reshape(run, m, -1))))
+            sum_in_order(np.concatenate((head[None], a[start:end].reshape(run, m, -1))), out=head)
     return total
 
 
-def sum_in_order(stack: np.ndarray) -> np.ndarray:
+def sum_in_order(stack: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """``((s_0 + s_1) + s_2) + …`` over the first axis of a C-contiguous (R, m, D) ``stack``, (m, D).
 
     ``np.add.reduce`` over axis 0 adds whole (m, D) slices in that order: with
@@ -534,11 +534,15 @@ def sum_in_order(stack: np.ndarray) -> np.ndarray:
     other order gives another sum. (m, D) = (92, 32), R = 7: 3 µs against 88 µs
     for ``add.accumulate(...)[-1]`` (sequential by definition, but it walks
     axis 0 innermost), which is kept for m·D = 1, where the reduction would
-    be along the fast axis.
+    be along the fast axis. ``out``: (m, D), not part of ``stack``.
     """
-    if stack[0].size < 2:
-        return np.add.accumulate(stack, axis=0)[-1]
-    return np.add.reduce(stack, axis=0)
+    if stack[0].size >= 2:
+        return np.add.reduce(stack, axis=0, out=out)
+    total = np.add.accumulate(stack, axis=0)[-1]
+    if out is None:
+        return total
+    out[...] = total
+    return out
 
 
 def position_major(t: BlockHouseholder, work: Any) -> dict[str, Any]:
