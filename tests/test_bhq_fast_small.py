@@ -49,9 +49,9 @@ def bits(a: np.ndarray) -> np.ndarray:
     return a.view(np.uint32 if a.dtype == np.float32 else np.uint64)
 
 
-# group sizes: one run of equal sizes (the first run, summed in place); a second run of
+# group sizes: one group; one run of equal sizes (the first run, summed in place); a second run of
 # positions long enough to be stacked with the sums so far; single positions; groups of one row
-SIZES = [[6] * 5, [12, 12] + [5] * 6, [12, 5, 5, 4, 3, 2], [9, 1, 1, 6], [20, 7]]
+SIZES = [[12], [6] * 5, [12, 12] + [5] * 6, [12, 5, 5, 4, 3, 2], [9, 1, 1, 6], [20, 7]]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
