@@ -48,9 +48,17 @@ class BHQ(GradientQuantizer):
     name = "bhq"
 
     def _find_transform(self, x2: Any, fast_path: bool) -> BlockHouseholder:
+        """``T`` from the float64 row ranges ``max − min`` of ``x2`` (N, D); a range too wide → error.
+
+        The NumPy fast path (only it passes ``fast_path``) on float32 / float16
+        rows takes the ranges as they are, in one call: their ends cannot
+        overflow float64, so there is nothing to check.
+        """
+        if fast_path and x2.dtype != np.float64:
+            lo, hi = self._ranges(x2, fast_path)
+            return block_householder(np.subtract(hi, lo, dtype=np.float64))
         lo, hi = self._ranges_on_host(x2, fast_path)
-        if not fast_path or x2.dtype == np.float64:  # float32 / float16 ends cannot overflow float64
-            check_span(self.label, float(np.max(hi * 0.5 - lo * 0.5, initial=0.0)), np.float64)
+        check_span(self.label, float(np.max(hi * 0.5 - lo * 0.5, initial=0.0)), np.float64)
         return block_householder(hi - lo)
 
     def transform(self, x: Any) -> BlockHouseholder:
