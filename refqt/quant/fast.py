@@ -305,11 +305,14 @@ def round_values(
     y_nonnegative: bool,
     codes: np.ndarray | None,
     out2: np.ndarray,
+    ends: tuple[float, float] | None = None,
 ) -> None:
     """:func:`round_small` on grid numbers given directly: work-dtype scalars or arrays that broadcast.
 
     ``x2`` already in the working dtype (that of ``inv``); ``lo`` None: origin 0;
-    ``y_nonnegative``: ``(x2 − lo)·inv ≥ 0`` everywhere, so the lower clamp is skipped.
+    ``y_nonnegative``: ``(x2 − lo)·inv ≥ 0`` everywhere, so the lower clamp is skipped;
+    ``ends``: ``(min, max)`` of ``x2``, given with a one-number grid, lets a clamp
+    that cannot change any level be skipped (:func:`clamps_that_bite`).
     """
     work_dtype = np.result_type(inv)
     work = work_dtype.type
@@ -321,20 +324,47 @@ def round_values(
         np.multiply(y, inv, out=y)
     if codes is None:
         np.add(y, work(0.5), out=y)
-    else:
-        u = np.multiply(codes, work(2.0**-NOISE_BITS), dtype=work_dtype)
+    else:  # u = m·2⁻¹⁶ + 2⁻¹⁷: an exact cast, then two exact passes ((640, 32): 5.1 µs; a cast inside the multiply: 6.1)
+        u = codes.astype(work_dtype)
+        np.multiply(u, work(2.0**-NOISE_BITS), out=u)
         np.add(u, work(2.0 ** -(NOISE_BITS + 1)), out=u)
         np.add(y, u, out=y)
     np.floor(y, out=y)
-    if y_nonnegative and not isinstance(kmax, np.ndarray):  # ⌊y + u⌋ ≥ 0 already: the upper clamp alone
-        np.minimum(y, constant_like(y, kmax), out=y)
-    elif isinstance(kmin, np.ndarray) or isinstance(kmax, np.ndarray):
-        np.maximum(y, kmin, out=y)
-        np.minimum(y, kmax, out=y)
-    else:
-        np.clip(y, kmin, kmax, out=y)
+    low, high = not y_nonnegative, True
+    if ends is not None and not isinstance(inv, np.ndarray):
+        low, high = clamps_that_bite(ends, inv, lo, kmin, kmax, codes is None)
+        low = low and not y_nonnegative
+    for bites, bound, clamp in ((low, kmin, np.maximum), (high, kmax, np.minimum)):
+        if bites:  # a bound that is one number is a kept constant array (see constant_like)
+            clamp(y, bound if isinstance(bound, np.ndarray) else constant_like(y, bound), out=y)
     if lo is None:
         np.multiply(y, step, out=out2)
     else:
         np.multiply(y, step, out=y)
         np.add(y, lo, out=out2)
+
+
+U_ENDS = (2.0 ** -(NOISE_BITS + 1), 1.0 - 2.0 ** -(NOISE_BITS + 1))
+"""The smallest and largest noise ``u = (m + ½)/2¹⁶`` (m = 0 and 2¹⁶ − 1)."""
+
+
+def clamps_that_bite(
+    ends: tuple[float, float], inv: Any, lo: Any, kmin: Any, kmax: Any, nearest: bool
+) -> tuple[bool, bool]:
+    """Whether the lower / upper clamp can change any level ``⌊(x − lo)·inv + u⌋`` of a one-number grid.
+
+    Every float operation of the rounding is monotone in ``x`` and ``u``, so the
+    levels lie between those of the smallest ``x`` with the smallest ``u`` and
+    of the largest with the largest (:data:`U_ENDS`; ``u = ½`` when ``nearest``).
+    Those two levels are computed here in the same working-dtype arithmetic,
+    so a clamp reported as not biting would have changed nothing. On a
+    (640, 32) PTQ gradient at 5 bits usually neither bites: 5 µs saved.
+    """
+    work = type(inv)
+    u_lo, u_hi = (0.5, 0.5) if nearest else U_ENDS
+
+    def level(x: float, u: float) -> float:
+        y = work(x) * inv if lo is None else (work(x) - lo) * inv
+        return float(np.floor(y + work(u)))
+
+    return not level(ends[0], u_lo) >= kmin, not level(ends[1], u_hi) <= kmax  # NaN: bites
