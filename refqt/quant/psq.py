@@ -103,7 +103,7 @@ class PSQ(GradientQuantizer):
     def grid_of_ranges(
         self, mins: Any, maxs: Any, shape: tuple[int, ...], work: Any, fast_path: bool = False
     ) -> AffineGrid:
-        """The grid from checked ranges: per row (N,) each, or per channel (C,) each, of an input of ``shape``.
+        """The grid from checked ranges, per row (N,) or per channel (C,), of an input of ``shape``.
 
         Per channel the grid is a (1, C·S) row, channel c's numbers over its S
         positions. The NumPy fast path finds the C channels' numbers and then

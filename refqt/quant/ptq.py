@@ -66,7 +66,7 @@ class PTQ(GradientQuantizer):
     def round_small(
         self, x2: np.ndarray, ends: tuple[float, float], codes: np.ndarray, out2: np.ndarray
     ) -> None:
-        """``out2 = Q(x2)`` for a small (N, D) NumPy ``x2`` whose ``(min, max)`` are ``ends``, noise codes ``codes``.
+        """``out2 = Q(x2)``, a small NumPy (N, D) ``x2`` of ``(min, max) = ends``, with noise codes ``codes``.
 
         The same numbers as :func:`~refqt.quant.grid.zero_aligned_grid` (``step``
         rounded once to the working dtype, ``1/step`` in it), without building
