@@ -24,6 +24,7 @@ array_api_strict take the reference path.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -362,9 +363,10 @@ def clamps_that_bite(
     """
     work = type(inv)
     u_lo, u_hi = (0.5, 0.5) if nearest else U_ENDS
-
-    def level(x: float, u: float) -> float:
-        y = work(x) * inv if lo is None else (work(x) - lo) * inv
-        return float(np.floor(y + work(u)))
-
-    return not level(ends[0], u_lo) >= kmin, not level(ends[1], u_hi) <= kmax  # NaN: bites
+    y_lo, y_hi = (work(ends[0]) * inv, work(ends[1]) * inv) if lo is None else (
+        (work(ends[0]) - lo) * inv, (work(ends[1]) - lo) * inv
+    )  # fmt: skip
+    k_lo, k_hi = y_lo + work(u_lo), y_hi + work(u_hi)  # working-dtype scalars, rounded as the arrays are
+    if not (math.isfinite(k_lo) and math.isfinite(k_hi)):
+        return True, True
+    return math.floor(k_lo) < kmin, math.floor(k_hi) > kmax
