@@ -91,6 +91,15 @@ def test_one_pass_equals_two_quantizations_on_layer_shapes(quantizers, kind, sha
     _check(*quantizers, kind, _gradient(shape, dtype, sum(shape), 0.3), 11)
 
 
+@pytest.mark.parametrize("name", ["ptq", "psq"])
+def test_a_strided_gradient_is_paired_and_equals_the_two_calls(name):
+    """Attention's key projection gets Gᵀ-like strided gradients; the pair reads them like the two calls."""
+    for base, view in (((4, 16, 24), lambda a: a.transpose(0, 2, 1)), ((24, 10), lambda a: a[:, ::2])):
+        g = view(_gradient(base, np.float32, 5, 0.2))
+        assert not g.flags.c_contiguous
+        _check(name, 5, 8, "linear", g, 9)
+
+
 def test_all_zero_and_constant_gradients():
     for g in (np.zeros((6, 5, 3), np.float32), np.full((6, 5, 3), -2.5, np.float32)):
         for quantizers in PAIRED:
@@ -130,7 +139,6 @@ def test_the_pair_path_is_not_taken_where_it_would_change_anything(monkeypatch):
         assert not hook()._pairs(g, True)
     for name in ("bhq", "psq-zero", "shift"):
         assert not hook(name)._pairs(g, True)
-    assert not hook()._pairs(np.asfortranarray(g), True)
     monkeypatch.setattr(fast, "SMALL", 100)
     assert not hook()._pairs(g, True)  # 640 entries: the blocked spelling, drawn in pieces
 

@@ -152,7 +152,7 @@ class LayerQuantizer:
             rows = tuple(gradient_rows(g, kind).shape)
             out_w = self._weight_buffer(g, rows if kind == "linear" else tuple(g.shape))
             g_in = quantize_pair(self.grad_quantizer, self.weight_grad_quantizer, g, rows, self.rng, out_w)
-            return g_in, xp.reshape(out_w, g.shape)
+            return g_in, out_w.reshape(g.shape)
         g_in = g
         encoded = None
         if need_input and self.quantize_input_grad and self.grad_quantizer is not None:
@@ -185,7 +185,6 @@ class LayerQuantizer:
             and self.grad_quantizer is not None
             and self.weight_grad_quantizer is not None
             and type(g) is np.ndarray
-            and g.flags.c_contiguous
             and not device_path(g)
             and pairs(self.grad_quantizer, self.weight_grad_quantizer, g)
         )

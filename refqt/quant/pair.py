@@ -52,18 +52,18 @@ def quantize_pair(
 ) -> np.ndarray:
     """``Q_b(G)`` and, into ``out_w``, ``Q_w(G)``, as two calls ``q_b``, ``q_w`` with ``rng`` would give them.
 
-    ``g``: the output gradient, C-contiguous NumPy, of at most ``fast.SMALL``
-    entries; ``rows``: the (N, D) shape ``q_b`` sees it in (all leading axes,
-    or the samples of a conv gradient), which is also the row view in which
-    ``q_w`` rounds ``out_w``'s shape; ``out_w``: the array ``q_w`` quantizes into,
-    its shape the one ``q_w`` sees G in (its channels are axis 1 of that shape:
-    (rows, out) for a linear layer, G's own (N, F, Ho, Wo) for a conv).
+    ``g``: the output gradient (NumPy, any strides, at most ``fast.SMALL``
+    entries); ``rows``: the (N, D) shape ``q_b`` sees it in (all leading axes,
+    or the samples of a conv gradient), also the row view ``q_w`` rounds in;
+    ``out_w``: the array ``q_w`` quantizes into, of the shape ``q_w`` sees G in
+    (its channels are axis 1 of it: (rows, out) for a linear layer, G's own
+    (N, F, Ho, Wo) for a conv).
     Returns ``Q_b(G)``, a new array of g's shape; the generator advances as
     over the two calls.
     """
     check_float_array(q_b.label, g)
     work = work_dtype(np, g.dtype)
-    x2 = g.reshape(rows).astype(work, copy=False)  # float16: cast once for both paths
+    x2 = np.ascontiguousarray(g.reshape(rows), dtype=work)  # one copy at most (float16, a strided G)
     codes_b, codes_w = (c.reshape(rows) for c in fresh_stream_codes(rng, (x2.size, x2.size)))
     out_b = np.empty(g.shape, dtype=g.dtype)
     if isinstance(q_b, PTQ) and isinstance(q_w, PTQ):
