@@ -9,7 +9,9 @@ Backward (FQT only): :meth:`LayerQuantizer.bifurcate` quantizes the output
 gradient G twice with independent noise -- ``Q_b`` for the input-gradient
 path (rows = samples for a conv, tokens for a dense layer) and ``Q_w`` for the
 weight-gradient path (per tensor, or per column = output feature / channel).
-Each path can be switched off (``quantize_input_grad`` /
+On a small NumPy G the per-tensor and per-sample modes quantize both paths
+in one pass over G, with the same numbers as the two calls
+(:mod:`refqt.quant.pair`). Each path can be switched off (``quantize_input_grad`` /
 ``quantize_weight_grad``), which the statistics use to isolate one quantizer
 (Eq. 7) or to get the QAT gradient from the same forward pass.
 

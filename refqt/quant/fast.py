@@ -12,7 +12,8 @@ Two spellings, chosen in one place, :func:`is_small`: an array of at most
 ``SMALL`` elements (the teaching models' gradients, e.g. a (640, 32) per-token
 gradient) is done whole, in as few NumPy calls as the arithmetic allows --
 grid numbers that are one value for the whole array passed as scalars, the
-noise codes drawn in one call, the output used as the working buffer -- since
+noise codes drawn in one call, the output used as the working buffer, a clamp
+that cannot change a level skipped (:func:`clamps_that_bite`) -- since
 there a call's fixed cost, not the memory traffic, is the price
 (:func:`round_small`, :func:`tensor_range`, the folded :func:`column_ranges`).
 Larger arrays go block by block through the cache. Both spellings do the
