@@ -281,10 +281,10 @@ def round_small(x2: np.ndarray, grid: AffineGrid, codes: np.ndarray | None, out2
     ``codes``: the (N, D) noise codes (None: round to nearest). The same float
     operations as :meth:`AffineGrid.round` / :meth:`AffineGrid.values` on the
     same numbers, about ten NumPy calls in all: ``u = m·2⁻¹⁶ + 2⁻¹⁷`` (both
-    exact, so the same ``u`` as ``(m + ½)·2⁻¹⁶``), the upper clamp alone (against a
-    kept constant array, :func:`constant_like`) when ``lo`` is the minimum
-    (``y ≥ 0``), else both clamps in one ``clip`` when the bounds are single
-    numbers, ``out2`` itself as the working buffer when it has the working dtype.
+    exact, so the same ``u`` as ``(m + ½)·2⁻¹⁶``), the upper clamp alone when
+    ``lo`` is the minimum (``y ≥ 0``), a bound that is one number as a kept
+    constant array (:func:`constant_like`), ``out2`` itself as the working
+    buffer when it has the working dtype.
     """
     work_dtype = grid.step.dtype
     work = work_dtype.type
@@ -362,7 +362,8 @@ def clamps_that_bite(
     of the largest with the largest (:data:`U_ENDS`; ``u = ½`` when ``nearest``).
     Those two levels are computed here in the same working-dtype arithmetic,
     so a clamp reported as not biting would have changed nothing. On a
-    (640, 32) PTQ gradient at 5 bits usually neither bites: 5 µs saved.
+    Gaussian (640, 32) gradient PTQ's clamps do not bite at 5 or 8 bits: two
+    2 µs passes saved for a 2 µs check (a ``clip`` of both was 5 µs).
     """
     work = type(inv)
     u_lo, u_hi = (0.5, 0.5) if nearest else U_ENDS
