@@ -373,4 +373,4 @@ def clamps_that_bite(
     k_lo, k_hi = y_lo + work(u_lo), y_hi + work(u_hi)  # working-dtype scalars, rounded as the arrays are
     if not (math.isfinite(k_lo) and math.isfinite(k_hi)):
         return True, True
-    return math.floor(k_lo) < kmin, math.floor(k_hi) > kmax
+    return bool(math.floor(k_lo) < kmin), bool(math.floor(k_hi) > kmax)
