@@ -45,10 +45,14 @@ def gradient_rows(g: Any, kind: str) -> Any:
     ``kind="linear"``: G (..., out) -> (Π leading, out), one row per sample or token.
     ``kind="conv"``: G (N, F, Ho, Wo) -> (N, F·Ho·Wo), one row per sample.
     """
-    xp = namespace(g)
+    return namespace(g).reshape(g, row_shape(tuple(g.shape), kind))
+
+
+def row_shape(shape: tuple[int, ...], kind: str) -> tuple[int, int]:
+    """The (rows, cols) shape of :func:`gradient_rows` for a gradient of ``shape``."""
     if kind == "linear":
-        return xp.reshape(g, (-1, g.shape[-1]))
-    return xp.reshape(g, (g.shape[0], math.prod(g.shape[1:])))  # explicit: (0, -1) is ambiguous
+        return math.prod(shape[:-1]), shape[-1]
+    return shape[0], math.prod(shape[1:])  # explicit: (0, -1) is ambiguous
 
 
 class LayerQuantizer:
@@ -151,7 +155,7 @@ class LayerQuantizer:
         """
         xp = namespace(g)
         if self._pairs(g, need_input and need_weight):  # both paths in one pass over G (refqt/quant/pair.py)
-            rows = tuple(gradient_rows(g, kind).shape)
+            rows = row_shape(g.shape, kind)
             out_w = self._weight_buffer(g, rows if kind == "linear" else tuple(g.shape))
             g_in = quantize_pair(self.grad_quantizer, self.weight_grad_quantizer, g, rows, self.rng, out_w)
             return g_in, out_w.reshape(g.shape)
