@@ -83,11 +83,11 @@ def test_one_pass_equals_two_quantizations_on_drawn_shapes(quantizers, layer, dt
 @pytest.mark.parametrize(
     ("kind", "shape"),
     [("linear", (32, 12, 32)), ("linear", (32, 17, 43)), ("linear", (7, 3, 5)), ("conv", (32, 16, 8, 8)),
-     ("conv", (3, 2, 5, 5)), ("linear", (1, 1, 1))],
+     ("conv", (3, 2, 5, 5)), ("conv", (4, 3, 9, 9)), ("linear", (1, 1, 1))],
 )  # fmt: skip
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
 def test_one_pass_equals_two_quantizations_on_layer_shapes(quantizers, kind, shape, dtype):
-    """The quick transformer's token gradients, a digits conv gradient, sizes not divisible by 4."""
+    """Token gradients of the quick transformer, conv gradients with short and long channels (S = 81)."""
     _check(*quantizers, kind, _gradient(shape, dtype, sum(shape), 0.3), 11)
 
 
