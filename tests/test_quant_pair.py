@@ -114,8 +114,10 @@ def test_a_nan_gradient_is_refused_naming_the_input_path_quantizer(name):
     g[1, 2, 3] = np.nan
     assert hook._pairs(g, True)
     label = "PTQ\\(bits=5\\)" if name == "ptq" else "PSQ\\(bits=5\\)"
+    before = copy.deepcopy(hook.rng)
     with pytest.raises(ValueError, match=f"{label}: input of shape \\(12, 8\\) contains NaN"):
         hook.bifurcate(g, kind="linear", need_input=True, need_weight=True)
+    assert hook.rng.bit_generator.random_raw() == before.bit_generator.random_raw()  # untouched, as before
 
 
 def test_the_pair_path_is_not_taken_where_it_would_change_anything(monkeypatch):

@@ -59,29 +59,41 @@ def quantize_pair(
     (its channels are axis 1 of it: (rows, out) for a linear layer, G's own
     (N, F, Ho, Wo) for a conv).
     Returns ``Q_b(G)``, a new array of g's shape; the generator advances as
-    over the two calls.
+    over the two calls. The noise is drawn once G's ranges are known, so a G
+    with NaN or Inf is refused with the same error and the generator untouched,
+    as by the two calls; after a rarer refusal (a range too wide for its
+    dtype, found by the grid) the error is the same but the generator may
+    stand elsewhere -- a run stops there anyway.
     """
     check_float_array(q_b.label, g)
     work = work_dtype(np, g.dtype)
     x2 = np.ascontiguousarray(g.reshape(rows), dtype=work)  # one copy at most (float16, a strided G)
-    codes_b, codes_w = (c.reshape(rows) for c in fresh_stream_codes(rng, (x2.size, x2.size)))
     out_b = np.empty(g.shape, dtype=g.dtype)
     if isinstance(q_b, PTQ) and isinstance(q_w, PTQ):
         ends = q_b._tensor_range(x2, fast_path=True)
+        codes_b, codes_w = _codes(rng, rows)
         q_b.round_small(x2, ends, codes_b, out_b.reshape(rows))
         q_w.round_small(x2, ends, codes_w, out_w.reshape(rows))
         return out_b
     assert isinstance(q_b, PSQ) and isinstance(q_w, PSQ)
     row_mins, row_maxs, column_ranges = _row_and_column_ranges(q_b, x2)
     grid_b = q_b.grid_of_ranges(row_mins, row_maxs, rows, work, fast_path=True)
-    fast.round_small(x2, grid_b, codes_b, out_b.reshape(rows))
     if column_ranges is None:
         channel_mins, channel_maxs = q_w._channel_ranges(x2, True, out_w.shape)
     else:
         channel_mins, channel_maxs = channels_of_columns(*column_ranges, out_w.shape)
     grid_w = q_w.grid_of_ranges(channel_mins, channel_maxs, out_w.shape, work, fast_path=True)
+    codes_b, codes_w = _codes(rng, rows)
+    fast.round_small(x2, grid_b, codes_b, out_b.reshape(rows))
     fast.round_small(x2, grid_w, codes_w, out_w.reshape(rows))
     return out_b
+
+
+def _codes(rng: np.random.Generator, rows: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The noise codes of the two calls, each (N, D), from one generator call."""
+    n = rows[0] * rows[1]
+    codes_b, codes_w = fresh_stream_codes(rng, (n, n))
+    return codes_b.reshape(rows), codes_w.reshape(rows)
 
 
 def _row_and_column_ranges(
