@@ -1,6 +1,6 @@
 """The benchmark commands run end to end on a small array (what they time is not asserted)."""
 
-from refqt.benchmarks.quant import format_figures, quant_benchmark
+from refqt.benchmarks.quant import format_figures, format_small, quant_benchmark, small_benchmark
 
 
 def test_quant_benchmark_reports_every_quantizer_and_the_floor():
@@ -11,3 +11,12 @@ def test_quant_benchmark_reports_every_quantizer_and_the_floor():
     assert set(figures["floor"]) == {"read_s", "copy_s", "noise_s"}
     text = format_figures(figures)
     assert "psq-column" in text and "floor on this machine" in text
+
+
+def test_small_benchmark_reports_every_quantizer_and_both_layer_paths():
+    figures = small_benchmark(shapes=((12, 5), (3, 2, 3, 3)), bits=4, calls=2)
+    for row in figures["rows"]:
+        assert all(row[name] > 0 for name in ("ptq", "psq", "psq-column", "bhq", "noise_us"))
+        assert len(row["pairs"]) == 4 and all(v > 0 for v in row["pairs"].values())
+    text = format_small(figures)
+    assert "PTQ + PTQ 8 bits: one pass" in text and "(3, 2, 3, 3)" in text

@@ -89,3 +89,38 @@ def test_kept_constants_follow_bits_shapes_and_dtypes():
             got = q(x, np.random.default_rng(step))
             want = q.reference(x, np.random.default_rng(step))
             np.testing.assert_array_equal(got, want, err_msg=f"{q} {shape}")
+
+
+def test_a_clamp_reported_idle_changes_no_level_and_biting_ones_are_found():
+    """PTQ skips a clamp that ``fast.clamps_that_bite`` reports idle: then no level may lie outside the bound.
+
+    The levels ``⌊x·inv + u⌋`` of every entry with the smallest and the largest
+    noise are computed here directly; a report of "idle" while one lies out of
+    bounds would be a wrong skip. Both outcomes must occur (16 bits bites at
+    the dominant end through round-off), or the test would not test the skip.
+    """
+    from refqt.quant.grid import finite_step, zero_aligned_params
+
+    rng = np.random.default_rng(11)
+    seen = set()
+    for trial in range(400):
+        work = (np.float32, np.float64)[trial % 2]
+        bits = (2, 5, 8, 12, 16)[trial % 5]
+        scale = 10.0 ** rng.integers(-3, 4)
+        x = (rng.standard_normal(64) * scale + rng.standard_normal() * (trial % 3)).astype(work)
+        mn, mx = float(x.min()), float(x.max())
+        lo, step, kmin = zero_aligned_params(mn, mx, 2**bits - 1)
+        step_w = work(finite_step(step, work))
+        inv = work(1.0) / step_w
+        origin = None if lo == 0.0 else work(lo)
+        kmin_w, kmax_w = work(kmin), work(kmin + 2**bits - 1)
+        low, high = fast.clamps_that_bite((mn, mx), inv, origin, kmin_w, kmax_w, nearest=False)
+        y = x * inv if origin is None else (x - origin) * inv
+        k_lo = np.floor(y + work(fast.U_ENDS[0]))
+        k_hi = np.floor(y + work(fast.U_ENDS[1]))
+        if not low:
+            assert k_lo.min() >= kmin_w, (trial, bits)
+        if not high:
+            assert k_hi.max() <= kmax_w, (trial, bits)
+        seen.add((low, high))
+    assert (False, False) in seen and any(high for _, high in seen)

@@ -29,6 +29,10 @@ digits-CNN conv gradient (32, 16, 8, 8), float32, 5 bits by default, per call in
 (best of ``--calls``, into a reused ``out=``), beside the matmul each feeds
 (``g @ w`` with ``w`` (D, D); none for the conv gradient) and the 16-bit noise
 of its elements alone (the defined noise, :class:`~refqt.quant.rounding.NoiseStream`).
+A second table times both gradient paths of an FQT layer's backward on the same
+gradients, ``Q_b`` at ``--bits`` and the 8-bit ``Q_w`` of its mode (PTQ + PTQ per tensor,
+PSQ + PSQ per channel): in one pass (:func:`refqt.quant.pair.quantize_pair`, what
+:meth:`~refqt.fqt.LayerQuantizer.bifurcate` runs) and as the two calls it replaces.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from refqt.ops.conv import conv2d_forward
 from refqt.quant import BHQ, PSQ, PTQ, GradientQuantizer, PerSampleShift, make_gradient_quantizer
 from refqt.quant import fast as quant_fast
 from refqt.quant.householder import apply_transform_fast, block_householder
+from refqt.quant.pair import quantize_pair
 from refqt.quant.rounding import NoiseStream
 
 LAYER = (128, 64, 56, 56)
@@ -208,6 +213,7 @@ def small_benchmark(
                 for name, fn in timers.items():
                     best[name] = min(best[name], best_ms(fn, 1) * 1e3)
             row: dict[str, Any] = {"shape": shape, "matmul_us": best.pop("matmul", None)}
+            row["pairs"] = {name: best.pop(name) for name in list(best) if name.startswith("pair ")}
             row["noise_us"] = best.pop("noise")
             rows.append({**row, **best})
     return {"threads": note, "bits": bits, "calls": calls, "rows": rows}
@@ -226,9 +232,32 @@ def _small_timers(shape: tuple[int, ...], bits: int, seed: int) -> dict[str, Cal
 
     timers = {name: quantize(make_gradient_quantizer(name, bits)) for name in SMALL_QUANTIZERS}
     timers["noise"] = lambda: NoiseStream(gen).take(x.size)
+    timers.update(_pair_timers(x, bits, gen))
     if len(shape) == 2:
         w = rng.standard_normal((shape[1], shape[1]), dtype=np.float32)
         timers["matmul"] = lambda: np.matmul(x, w)
+    return timers
+
+
+PAIRS = (("ptq", "ptq"), ("psq", "psq-column"))
+"""``(Q_b, Q_w)`` of the per-tensor and the per-sample FQT modes (``Q_w`` at 8 bits)."""
+
+
+def _pair_timers(x: np.ndarray, bits: int, gen: np.random.Generator) -> dict[str, Callable[[], Any]]:
+    """Both paths of a layer backward on ``x`` (2-D: a linear G, else a conv G): one pass, two calls."""
+    rows = (x.shape[0], x.size // x.shape[0])
+    out_w = np.empty_like(x)
+    timers: dict[str, Callable[[], Any]] = {}
+    for b_name, w_name in PAIRS:
+        q_b, q_w = make_gradient_quantizer(b_name, bits), make_gradient_quantizer(w_name, 8)
+
+        def one_pass(q_b: GradientQuantizer = q_b, q_w: GradientQuantizer = q_w) -> Any:
+            return quantize_pair(q_b, q_w, x, rows, gen, out_w)
+
+        def two_calls(q_b: GradientQuantizer = q_b, q_w: GradientQuantizer = q_w) -> Any:
+            return q_b(x.reshape(rows), gen), q_w(x, gen, out=out_w)
+
+        timers[f"pair {b_name} one pass"], timers[f"pair {b_name} two calls"] = one_pass, two_calls
     return timers
 
 
@@ -246,6 +275,17 @@ def format_small(figures: dict[str, Any]) -> str:
         cells += [f"{row[n]:.0f}" for n in SMALL_QUANTIZERS]
         cells.append("–" if row["matmul_us"] is None else f"{row['matmul_us']:.0f}")
         cells.append(f"{row['noise_us']:.0f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    head = ["gradient (float32)"]
+    for b_name, w_name in PAIRS:
+        pair = f"{b_name.upper()} + {w_name.upper().replace('-COLUMN', ' chan.')} 8 bits"
+        head += [f"{pair}: one pass", "two calls"]
+    lines += ["", "both paths of a layer backward, µs per call:", "| " + " | ".join(head) + " |"]
+    lines.append("|" + "---|" * len(head))
+    for row in figures["rows"]:
+        cells = [str(tuple(row["shape"]))]
+        for b_name, _ in PAIRS:
+            cells += [f"{row['pairs'][f'pair {b_name} {how}']:.0f}" for how in ("one pass", "two calls")]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -9,7 +9,9 @@ Backward (FQT only): :meth:`LayerQuantizer.bifurcate` quantizes the output
 gradient G twice with independent noise -- ``Q_b`` for the input-gradient
 path (rows = samples for a conv, tokens for a dense layer) and ``Q_w`` for the
 weight-gradient path (per tensor, or per column = output feature / channel).
-Each path can be switched off (``quantize_input_grad`` /
+On a small NumPy G the per-tensor and per-sample modes quantize both paths
+in one pass over G, with the same numbers as the two calls
+(:mod:`refqt.quant.pair`). Each path can be switched off (``quantize_input_grad`` /
 ``quantize_weight_grad``), which the statistics use to isolate one quantizer
 (Eq. 7) or to get the QAT gradient from the same forward pass.
 
@@ -27,12 +29,13 @@ import numpy as np
 
 from refqt import ops
 from refqt.autodiff import is_grad_enabled
-from refqt.backend import namespace
+from refqt.backend import device_path, namespace
 from refqt.fqt.config import QuantConfig
 from refqt.fqt.functions import QuantConv2d, QuantLinear
 from refqt.quant import fake_quant, make_gradient_quantizer
 from refqt.quant.formats import make_format_quantizer
 from refqt.quant.formats.ste import format_fake_quant, round_to_format
+from refqt.quant.pair import pairs, quantize_pair
 from refqt.tensor import Tensor
 
 
@@ -42,10 +45,14 @@ def gradient_rows(g: Any, kind: str) -> Any:
     ``kind="linear"``: G (..., out) -> (Π leading, out), one row per sample or token.
     ``kind="conv"``: G (N, F, Ho, Wo) -> (N, F·Ho·Wo), one row per sample.
     """
-    xp = namespace(g)
+    return namespace(g).reshape(g, row_shape(tuple(g.shape), kind))
+
+
+def row_shape(shape: tuple[int, ...], kind: str) -> tuple[int, int]:
+    """The (rows, cols) shape of :func:`gradient_rows` for a gradient of ``shape``."""
     if kind == "linear":
-        return xp.reshape(g, (-1, g.shape[-1]))
-    return xp.reshape(g, (g.shape[0], math.prod(g.shape[1:])))  # explicit: (0, -1) is ambiguous
+        return math.prod(shape[:-1]), shape[-1]
+    return shape[0], math.prod(shape[1:])  # explicit: (0, -1) is ambiguous
 
 
 class LayerQuantizer:
@@ -147,6 +154,11 @@ class LayerQuantizer:
         ``"conv"`` (G (N, F, Ho, Wo): rows are samples, columns channels).
         """
         xp = namespace(g)
+        if self._pairs(g, need_input and need_weight):  # both paths in one pass over G (refqt/quant/pair.py)
+            rows = row_shape(g.shape, kind)
+            out_w = self._weight_buffer(g, rows if kind == "linear" else tuple(g.shape))
+            g_in = quantize_pair(self.grad_quantizer, self.weight_grad_quantizer, g, rows, self.rng, out_w)
+            return g_in, out_w.reshape(g.shape)
         g_in = g
         encoded = None
         if need_input and self.quantize_input_grad and self.grad_quantizer is not None:
@@ -164,6 +176,33 @@ class LayerQuantizer:
             self.captured.append({"layer": self.name, "kind": kind, "grad": g, "encoded": encoded})
         return g_in, g_w
 
+    def _pairs(self, g: Any, both: bool) -> bool:
+        """Whether this backward quantizes both paths at once (:func:`refqt.quant.pair.quantize_pair`).
+
+        Only on the NumPy fast path (not the device path), with both paths on
+        and nothing captured, for the pairs :func:`~refqt.quant.pair.pairs` names;
+        the result is bit for bit that of the two calls below.
+        """
+        return (
+            both
+            and self.captured is None
+            and self.quantize_input_grad
+            and self.quantize_weight_grad
+            and self.grad_quantizer is not None
+            and self.weight_grad_quantizer is not None
+            and type(g) is np.ndarray
+            and not device_path(g)
+            and pairs(self.grad_quantizer, self.weight_grad_quantizer, g)
+        )
+
+    def _weight_buffer(self, g: Any, shape: tuple[int, ...]) -> Any:
+        """The array ``Q_w(G)`` is written into, of ``shape``, kept from one backward to the next."""
+        out = self._weight_grad_buffer
+        if out is None or type(out) is not type(g) or out.shape != shape or out.dtype != g.dtype:
+            out = namespace(g).empty(shape, dtype=g.dtype)
+            self._weight_grad_buffer = out
+        return out
+
     def _quantize_columns(self, g: Any, kind: str) -> Any:
         """``Q_w(G)``: the weight path's quantizer on G's own layout (no transposes).
 
@@ -179,8 +218,5 @@ class LayerQuantizer:
         """
         xp = namespace(g)
         matrix = xp.reshape(g, (-1, g.shape[-1])) if kind == "linear" else g
-        out = self._weight_grad_buffer
-        if out is None or type(out) is not type(g) or out.shape != matrix.shape or out.dtype != g.dtype:
-            out = xp.empty(matrix.shape, dtype=g.dtype)
-            self._weight_grad_buffer = out
+        out = self._weight_buffer(g, tuple(matrix.shape))
         return xp.reshape(self.weight_grad_quantizer(matrix, self.rng, out=out), g.shape)

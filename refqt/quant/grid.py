@@ -96,6 +96,18 @@ class AffineGrid:
         return p * (1.0 - p) * (self.step * self.step)
 
 
+_LIMITS: dict[Any, tuple[float, float]] = {}
+
+
+def float_limits(dtype: Any) -> tuple[float, float]:
+    """``(largest, smallest normal)`` of a float dtype, as Python floats (``np.finfo``, looked up once)."""
+    limits = _LIMITS.get(dtype)
+    if limits is None:
+        info = np.finfo(dtype)
+        limits = _LIMITS[dtype] = (float(info.max), float(info.smallest_normal))
+    return limits
+
+
 def finite_step(step: float, dtype: Any) -> float:
     """``step`` raised to the smallest normal number of ``dtype`` if it is below it.
 
@@ -105,7 +117,7 @@ def finite_step(step: float, dtype: Any) -> float:
     range, so the quantizer stays unbiased; only its grid is coarser than the
     range asks for.
     """
-    return max(float(step), float(np.finfo(dtype).smallest_normal))
+    return max(float(step), float_limits(dtype)[1])
 
 
 def host_float(xp: Any, work: Any) -> Any:
@@ -143,7 +155,7 @@ def check_span(owner: str, half_widest: float, dtype: Any) -> None:
     ``x − lo`` is computed in ``dtype``: a wider range would overflow to Inf.
     Halves are compared so that the check itself cannot overflow (float64).
     """
-    limit = float(np.finfo(dtype).max)
+    limit = float_limits(dtype)[0]
     if not half_widest <= limit / 2:
         raise NonFiniteInputError(
             f"{owner}: a range max − min of {2 * half_widest:.4g} overflows {np.dtype(dtype).name} "
@@ -158,7 +170,7 @@ def check_level_span(owner: str, widest_negative: float, levels: int) -> None:
     (docs/theory/quantizers.md, "PTQ"); ``widest_negative`` is the largest
     ``−min`` among the ranges with both signs (0 if none).
     """
-    limit = float(np.finfo(np.float64).max)
+    limit = float_limits(np.float64)[0]
     if not widest_negative <= limit / levels:
         raise NonFiniteInputError(
             f"{owner}: a range from {-widest_negative:.4g} across 0, times B = {levels}, overflows float64 "
@@ -211,14 +223,16 @@ def _minmax_grid_numpy(mins: np.ndarray, maxs: np.ndarray, levels: int, work: An
         check_span(owner, float(np.max(maxs * 0.5 - lo * 0.5)), work)
     span = maxs.astype(np.float64)
     span -= lo
+    largest, smallest_normal = float_limits(work)
     widest = float(span.max()) if span.size else 0.0
-    if mins.dtype != np.float64 and not widest * 0.5 <= float(np.finfo(work).max) / 2:
+    if mins.dtype != np.float64 and not widest * 0.5 <= largest / 2:
         check_span(owner, float(np.max(maxs.astype(np.float64) * 0.5 - lo * 0.5)), work)
     flat = span <= 0  # before dividing: a subnormal span / B may round to 0 and must stay its quotient
     step = np.divide(span, levels, out=span)
     step[flat] = 1.0  # as np.where(span > 0, span / levels, 1.0): a zero range has step 1
-    step_w = np.maximum(step.astype(work), np.finfo(work).smallest_normal)  # see finite_step
-    kmin, kmax = _bounds(levels, np.dtype(work))
+    step_w = step.astype(work)
+    np.maximum(step_w, smallest_normal, out=step_w)  # see finite_step
+    kmin, kmax = _bounds(levels, work)
     return AffineGrid(
         step=step_w,
         inv_step=np.divide(1.0, step_w, dtype=step_w.dtype),
@@ -234,7 +248,7 @@ _BOUNDS: dict[tuple[int, Any], tuple[np.ndarray, np.ndarray]] = {}
 
 
 def _bounds(levels: int, work: Any) -> tuple[np.ndarray, np.ndarray]:
-    """``(kmin, kmax) = (0, B)`` as read-only (1, 1) arrays of ``work``, made once per (B, dtype)."""
+    """``(kmin, kmax) = (0, B)`` as read-only (1, 1) arrays of ``work``, made once per (B, work)."""
     key = (levels, work)
     if key not in _BOUNDS:
         bounds = np.array([[0.0, float(levels)]], dtype=work)

@@ -21,7 +21,10 @@ column of scalars several times slower than it combines two rows.)
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
+
+import numpy as np
 
 from refqt.backend import backend_of
 from refqt.quant import fast
@@ -91,13 +94,36 @@ class PSQ(GradientQuantizer):
         return xp.min(xp.reshape(mins, (c, s)), axis=1), xp.max(xp.reshape(maxs, (c, s)), axis=1)
 
     def _grid(self, y2: Any, fast_path: bool, shape: tuple[int, ...]) -> AffineGrid:
-        xp = backend_of(y2).xp
-        work = work_dtype(xp, y2.dtype)
         if self.axis == "row":
             mins, maxs = self._ranges(y2, fast_path, axis=1)
+        else:
+            mins, maxs = self._channel_ranges(y2, fast_path, shape)
+        return self.grid_of_ranges(mins, maxs, shape, work_dtype(backend_of(y2).xp, y2.dtype), fast_path)
+
+    def grid_of_ranges(
+        self, mins: Any, maxs: Any, shape: tuple[int, ...], work: Any, fast_path: bool = False
+    ) -> AffineGrid:
+        """The grid from checked ranges, per row (N,) or per channel (C,), of an input of ``shape``.
+
+        Per channel the grid is a (1, C·S) row, channel c's numbers over its S
+        positions. The NumPy fast path finds the C channels' numbers and then
+        spreads them, instead of finding the same numbers C·S times
+        ((32, 16, 8, 8): 16 entries, not 1,024), with NumPy itself (the
+        array-API wrappers cost 7 µs on (640, 32)).
+        """
+        if self.axis == "row":
             return minmax_grid(mins[:, None], maxs[:, None], self.levels, work, self.label)
         _, c, s = channel_layout(shape)
-        mins, maxs = self._channel_ranges(y2, fast_path, shape)
+        if fast_path:
+            grid = minmax_grid(mins[None, :], maxs[None, :], self.levels, work, self.label)
+            if s == 1:
+                return grid
+
+            def repeat(p: Any) -> Any:  # (1, C) -> (1, C·S)
+                return np.repeat(p, s, axis=1)
+
+            return replace(grid, step=repeat(grid.step), inv_step=repeat(grid.inv_step), lo=repeat(grid.lo))
+        xp = backend_of(mins).xp
 
         def spread(per_channel: Any) -> Any:  # (C,) -> (1, C·S): channel c's value over its S positions
             return xp.reshape(xp.broadcast_to(per_channel[:, None], (c, s)), (1, c * s))

@@ -21,7 +21,7 @@ from refqt.quant import fast
 from refqt.quant.base import GradientQuantizer
 from refqt.quant.checks import as_rows, check_finite_range, host_min_max, work_dtype
 from refqt.quant.grid import AffineGrid, finite_step, zero_aligned_grid, zero_aligned_params
-from refqt.quant.rounding import NoiseStream
+from refqt.quant.rounding import noise_codes
 
 
 class PTQ(GradientQuantizer):
@@ -54,26 +54,35 @@ class PTQ(GradientQuantizer):
     def _fast(self, x: np.ndarray, rng: np.random.Generator, out: np.ndarray) -> np.ndarray:
         """A small array (:func:`refqt.quant.fast.is_small`) is rounded on the grid's numbers as scalars.
 
-        The same numbers as :func:`~refqt.quant.grid.zero_aligned_grid` (``step``
-        rounded once to the working dtype, ``1/step`` in it), without building
-        the grid's arrays: on a (640, 32) gradient those cost about as much as
-        a rounding pass. Larger arrays take the shared blocked path.
+        Larger arrays take the shared blocked path.
         """
         x2 = as_rows(x)
         if not fast.is_small(x2.size):
             return super()._fast(x, rng, out)
-        work = np.float64 if x.dtype == np.float64 else np.float32
         mn, mx = self._tensor_range(x2, fast_path=True)
-        lo, step, kmin = zero_aligned_params(mn, mx, self.levels, self.label)
+        self.round_small(x2, (mn, mx), noise_codes(rng, x2.size).reshape(x2.shape), out.reshape(x2.shape))
+        return out
+
+    def round_small(
+        self, x2: np.ndarray, ends: tuple[float, float], codes: np.ndarray, out2: np.ndarray
+    ) -> None:
+        """``out2 = Q(x2)``, a small NumPy (N, D) ``x2`` of ``(min, max) = ends``, with noise codes ``codes``.
+
+        The same numbers as :func:`~refqt.quant.grid.zero_aligned_grid` (``step``
+        rounded once to the working dtype, ``1/step`` in it), without building
+        the grid's arrays: on a (640, 32) gradient those cost about as much as
+        a rounding pass. The range is an argument so that one range can serve
+        two grids (:mod:`refqt.quant.pair`); with it, a clamp that cannot
+        change a level is skipped (:func:`refqt.quant.fast.clamps_that_bite`).
+        """
+        work = np.float64 if x2.dtype == np.float64 else np.float32
+        lo, step, kmin = zero_aligned_params(*ends, self.levels, self.label)
         step_w = work(finite_step(step, work))
-        codes = NoiseStream(rng).take(x2.size).reshape(x2.shape)
-        bounds = work(kmin), work(kmin + self.levels)
         origin = None if lo == 0.0 else work(lo)
         fast.round_values(
-            x2 if x2.dtype == work else x2.astype(work), work(1.0) / step_w, step_w, *bounds,
-            origin, origin is not None, codes, out.reshape(x2.shape),
+            x2 if x2.dtype == work else x2.astype(work), work(1.0) / step_w, step_w, work(kmin),
+            work(kmin + self.levels), origin, origin is not None, codes, out2, ends,
         )  # fmt: skip
-        return out
 
     def variance_bound(self, x: Any) -> float:
         """``N·D·R²/(4B²)`` with ``R = B·step`` (0 for an all-zero tensor)."""
