@@ -47,9 +47,10 @@ from refqt.benchmarks.timing import best_ms, one_thread
 from refqt.ops.conv import conv2d_forward
 from refqt.quant import BHQ, PSQ, PTQ, GradientQuantizer, PerSampleShift, make_gradient_quantizer
 from refqt.quant import fast as quant_fast
+from refqt.quant.grid import zero_aligned_params
 from refqt.quant.householder import apply_transform_fast, block_householder
 from refqt.quant.pair import quantize_pair
-from refqt.quant.rounding import NoiseStream
+from refqt.quant.rounding import NOISE_BITS, NoiseStream
 
 LAYER = (128, 64, 56, 56)
 
@@ -215,6 +216,7 @@ def small_benchmark(
             row: dict[str, Any] = {"shape": shape, "matmul_us": best.pop("matmul", None)}
             row["pairs"] = {name: best.pop(name) for name in list(best) if name.startswith("pair ")}
             row["noise_us"] = best.pop("noise")
+            row["ptq_calls_us"] = best.pop("ptq calls")
             rows.append({**row, **best})
     return {"threads": note, "bits": bits, "calls": calls, "rows": rows}
 
@@ -232,11 +234,41 @@ def _small_timers(shape: tuple[int, ...], bits: int, seed: int) -> dict[str, Cal
 
     timers = {name: quantize(make_gradient_quantizer(name, bits)) for name in SMALL_QUANTIZERS}
     timers["noise"] = lambda: NoiseStream(gen).take(x.size)
+    timers["ptq calls"] = ptq_numpy_calls(x, bits, gen, out)
     timers.update(_pair_timers(x, bits, gen))
     if len(shape) == 2:
         w = rng.standard_normal((shape[1], shape[1]), dtype=np.float32)
         timers["matmul"] = lambda: np.matmul(x, w)
     return timers
+
+
+def ptq_numpy_calls(x: np.ndarray, bits: int, gen: np.random.Generator, out: np.ndarray) -> Callable[[], Any]:
+    """The NumPy calls of a PTQ call on ``x`` alone, in order, without the Python around them.
+
+    Draw the codes, read the range, ``y = x·(1/step)``, ``u = m·2⁻¹⁶ + 2⁻¹⁷``
+    (cast, two passes), ``⌊y + u⌋`` (two passes), ``·step`` into ``out`` -- what
+    the small-array path does when no clamp can bite (0 inside the range, the
+    benchmark's case); the grid's scalar arithmetic is done once, outside.
+    ``tests/test_benchmarks.py`` checks these calls give PTQ's numbers.
+    """
+    x2, out2 = x.reshape(x.shape[0], -1), out.reshape(x.shape[0], -1)
+    _, step, _ = zero_aligned_params(float(x.min()), float(x.max()), 2**bits - 1)
+    step_w = np.float32(step)
+    inv_w = np.float32(1.0) / step_w
+    words = -(-x.size // 4)
+
+    def calls() -> np.ndarray:
+        codes = gen.bit_generator.random_raw(words).view("<u2")[: x.size].reshape(x2.shape)
+        x2.min(), x2.max()
+        y = np.multiply(x2, inv_w, out=out2)
+        u = codes.astype(np.float32)
+        np.multiply(u, np.float32(2.0**-NOISE_BITS), out=u)
+        np.add(u, np.float32(2.0 ** -(NOISE_BITS + 1)), out=u)
+        np.add(y, u, out=y)
+        np.floor(y, out=y)
+        return np.multiply(y, step_w, out=out2)
+
+    return calls
 
 
 PAIRS = (("ptq", "ptq"), ("psq", "psq-column"))
@@ -264,7 +296,7 @@ def _pair_timers(x: np.ndarray, bits: int, gen: np.random.Generator) -> dict[str
 def format_small(figures: dict[str, Any]) -> str:
     """The small-array table: µs per call of each quantizer, the matmul the gradient feeds, the noise."""
     names = [n.upper() if n != "psq-column" else "PSQ chan." for n in SMALL_QUANTIZERS]
-    head = ["gradient (float32)", *names, "matmul it feeds", "noise alone"]
+    head = ["gradient (float32)", *names, "matmul it feeds", "noise alone", "PTQ's NumPy calls alone"]
     lines = [
         f"{figures['bits']} bits, µs per call, best of {figures['calls']}; {figures['threads']}",
         "| " + " | ".join(head) + " |",
@@ -275,6 +307,7 @@ def format_small(figures: dict[str, Any]) -> str:
         cells += [f"{row[n]:.0f}" for n in SMALL_QUANTIZERS]
         cells.append("–" if row["matmul_us"] is None else f"{row['matmul_us']:.0f}")
         cells.append(f"{row['noise_us']:.0f}")
+        cells.append(f"{row['ptq_calls_us']:.0f}")
         lines.append("| " + " | ".join(cells) + " |")
     head = ["gradient (float32)"]
     for b_name, w_name in PAIRS:
