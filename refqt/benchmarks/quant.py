@@ -43,7 +43,8 @@ from refqt.benchmarks.timing import best_ms, one_thread
 from refqt.ops.conv import conv2d_forward
 from refqt.quant import BHQ, PSQ, PTQ, GradientQuantizer, PerSampleShift, make_gradient_quantizer
 from refqt.quant import fast as quant_fast
-from refqt.quant.householder import apply_transform_fast, block_householder
+from refqt.quant.householder import block_householder
+from refqt.quant.householder_fast import apply_transform_fast
 from refqt.quant.rounding import NoiseStream
 
 LAYER = (128, 64, 56, 56)
