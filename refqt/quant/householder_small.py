@@ -1,7 +1,7 @@
 """BHQ's transform on a small matrix: every group at once, rows laid out position-major.
 
 The reference :func:`refqt.quant.householder.apply_transform` goes group by
-group; on a small matrix (a gradient of 640 tokens × 32 features has some
+group; on a small matrix (a gradient of 640 tokens × 32 features has a few
 hundred groups) its hundreds of NumPy calls cost far more than the
 arithmetic. Here the N rows are gathered once into *position-major* order,
 the groups ranked by size (largest first)::
