@@ -1,8 +1,8 @@
 """BHQ's whole-array transform (position-major rows) adds each group's rows in the reference's order.
 
-:func:`refqt.quant.householder.transform_position_major` sums a run of row
+:func:`refqt.quant.householder_small.transform_position_major` sums a run of row
 positions with one ``np.add.reduce`` over axis 0 of a C-contiguous stack
-(:func:`~refqt.quant.householder.sum_in_order`). That it adds whole slices
+(:func:`~refqt.quant.householder_small.sum_in_order`). That it adds whole slices
 in order ``((s_0 + s_1) + s_2) + …`` is how NumPy's reduction works, not a
 documented promise. The values here are chosen so that the order shows: in
 float32 ``2²⁴ + 1`` rounds back to ``2²⁴``, so a group's column
@@ -15,8 +15,9 @@ such a summation is caught.
 import numpy as np
 import pytest
 
-from refqt.quant import BHQ, householder
-from refqt.quant.householder import BlockHouseholder, apply_transform, apply_transform_fast
+from refqt.quant import BHQ, householder_small
+from refqt.quant.householder import BlockHouseholder, apply_transform
+from refqt.quant.householder_fast import apply_transform_fast
 
 
 def groups_of(sizes: list[int], seed: int = 0) -> list[np.ndarray]:
@@ -90,7 +91,7 @@ def test_sums_in_another_order_are_caught(wrong, sizes, monkeypatch):
     t = BlockHouseholder(groups, np.ones(n), np.ones(n), len(groups))
     y = adversarial_rows(groups, 1, np.float32)
     want = apply_transform(t, y, inverse=True)
-    monkeypatch.setattr(householder, "sum_in_order", wrong)
+    monkeypatch.setattr(householder_small, "sum_in_order", wrong)
     got = np.empty_like(y)
     apply_transform_fast(t, y, got, inverse=True)
     assert not np.array_equal(got, want)

@@ -1,7 +1,7 @@
 """The NumPy fast paths against the plain reference path, with the same random bits.
 
 ``q(x, rng)`` on NumPy runs the fast spellings (:mod:`refqt.quant.fast`,
-:func:`refqt.quant.householder.apply_transform_fast`): the whole-array one for
+:func:`refqt.quant.householder_fast.apply_transform_fast`): the whole-array one for
 arrays of at most ``fast.SMALL`` elements, chunked in-place kernels above;
 ``q.reference(x, rng)`` runs the array-API code on whole arrays. For the same
 generator state both must agree bit for bit. ``SMALL = 0`` sends the small
@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from refqt.quant import BHQ, PSQ, PTQ, PerSampleShift, fast, householder, quantize_forward
+from refqt.quant import BHQ, PSQ, PTQ, PerSampleShift, fast, householder, householder_fast, quantize_forward
 from refqt.quant.forward import quantize_forward_reference
 
 QUANTIZERS = [PTQ, PSQ, lambda b: PSQ(b, axis="column"), BHQ, PerSampleShift]
@@ -30,7 +30,7 @@ def small_chunks(request, monkeypatch):
     if request.param is not None:
         monkeypatch.setattr(fast, "SMALL", 0)
         monkeypatch.setattr(fast, "CHUNK", request.param)
-        monkeypatch.setattr(householder, "BLOCK_ELEMENTS", max(4, request.param // 2))
+        monkeypatch.setattr(householder_fast, "BLOCK_ELEMENTS", max(4, request.param // 2))
     return request.param
 
 
@@ -115,10 +115,10 @@ def test_bhq_fast_transform_equals_reference_on_drawn_groupings(n, d, spread, do
     x[r.random((n, d)) < 0.1] = 0
     t = BHQ(4).transform(x)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(householder, "BLOCK_ELEMENTS", block)
+        patch.setattr(householder_fast, "BLOCK_ELEMENTS", block)
         for inverse in (False, True):
             got = np.full_like(x, np.nan)
-            householder.apply_transform_fast(t, x, got, inverse=inverse)
+            householder_fast.apply_transform_fast(t, x, got, inverse=inverse)
             np.testing.assert_array_equal(got, householder.apply_transform(t, x, inverse=inverse))
         np.testing.assert_array_equal(
             BHQ(4)(x, np.random.default_rng(1)), BHQ(4).reference(x, np.random.default_rng(1))

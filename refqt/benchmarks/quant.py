@@ -48,7 +48,8 @@ from refqt.ops.conv import conv2d_forward
 from refqt.quant import BHQ, PSQ, PTQ, GradientQuantizer, PerSampleShift, make_gradient_quantizer
 from refqt.quant import fast as quant_fast
 from refqt.quant.grid import zero_aligned_params
-from refqt.quant.householder import apply_transform_fast, block_householder
+from refqt.quant.householder import block_householder
+from refqt.quant.householder_fast import apply_transform_fast
 from refqt.quant.pair import quantize_pair
 from refqt.quant.rounding import NOISE_BITS, NoiseStream
 

@@ -26,15 +26,9 @@ from refqt.quant import fast
 from refqt.quant.base import GradientQuantizer
 from refqt.quant.checks import as_rows, work_dtype
 from refqt.quant.grid import AffineGrid, check_span, minmax_grid
-from refqt.quant.householder import (
-    BlockHouseholder,
-    apply_transform,
-    apply_transform_fast,
-    block_householder,
-    householder_dense,
-    position_major,
-    transform_position_major,
-)
+from refqt.quant.householder import BlockHouseholder, apply_transform, block_householder, householder_dense
+from refqt.quant.householder_fast import apply_transform_fast
+from refqt.quant.householder_small import position_major, transform_position_major
 from refqt.quant.rounding import NoiseStream
 
 
