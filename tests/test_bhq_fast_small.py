@@ -108,3 +108,17 @@ def test_quantizer_with_one_dominant_row_equals_reference_to_the_bit(shape):
         got = BHQ(b)(x, np.random.default_rng(b))
         want = BHQ(b).reference(x, np.random.default_rng(b))
         np.testing.assert_array_equal(bits(got), bits(want))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(3, 2, 2), (5, 1, 2), (2, 4, 3)])
+def test_sum_in_order_keeps_the_sign_of_an_all_negative_zero_sum(shape, dtype):
+    """((−0 + −0) + −0) is −0; a reduction started from +0 (NumPy's default) gives +0."""
+    stack = np.full(shape, -0.0, dtype=dtype)
+    stack[:, 0, 0] = [1.0] + [-1.0] + [0.0] * (shape[0] - 2)  # one column that sums to +0 in order
+    want = stack[0].copy()
+    for s in stack[1:]:
+        want = want + s
+    got = householder_small.sum_in_order(stack)
+    np.testing.assert_array_equal(bits(got), bits(want))
+    assert np.signbit(got).sum() == got.size - 1
