@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from refqt.backend import emulate_device
 from refqt.fqt import QuantConfig
 from refqt.fqt.layer import LayerQuantizer, gradient_rows
-from refqt.quant import fast, pair
+from refqt.quant import PTQ, fast, pair
+from refqt.quant.checks import NonFiniteInputError
 from refqt.quant.rounding import NoiseStream, fresh_stream_codes
 
 PAIRED = [  # (grad_quantizer, grad_bits, weight_grad_bits): the pairs quantize_pair handles
@@ -168,3 +169,50 @@ def test_pairs_names_only_the_handled_quantizers():
     assert not pair.pairs(ZeroPSQ(5), PSQ(8, axis="column"), g)
     assert not pair.pairs(PTQ(5), PSQ(8, axis="column"), g)
     assert not pair.pairs(PTQ(5), PTQ(8), np.ones((0, 4), np.float32))
+
+
+@pytest.mark.parametrize(
+    ("name", "bits", "wbits", "g"),
+    [  # Q_b takes G; only Q_w refuses it:
+        ("ptq", 5, 16, np.array([[-1e305, 1.0], [0.5, 2.0]])),  # −min·B overflows for B = 2¹⁶ − 1 only
+        ("psq", 5, 8, np.array([[3e38, 3e38], [-3e38, -3e38]], np.float32)),  # columns 6e38 wide
+    ],
+)
+def test_a_gradient_only_the_weight_path_refuses_leaves_the_generator_as_the_two_calls(name, bits, wbits, g):
+    config = QuantConfig(mode="fqt", grad_quantizer=name, grad_bits=bits, weight_grad_bits=wbits)
+    hook = LayerQuantizer("layer", config, np.random.default_rng(3))
+    assert hook._pairs(g, True)
+    rng = copy.deepcopy(hook.rng)
+    hook.grad_quantizer(g, rng)  # the two calls: Q_b quantizes (and draws its noise) ...
+    with pytest.raises(NonFiniteInputError) as two_calls:
+        hook.weight_grad_quantizer(g, rng)  # ... then Q_w refuses before drawing
+    with pytest.raises(NonFiniteInputError) as one_pass:
+        hook.bifurcate(g, kind="linear", need_input=True, need_weight=True)
+    assert str(one_pass.value) == str(two_calls.value)
+    assert hook.rng.bit_generator.random_raw() == rng.bit_generator.random_raw()
+
+
+def test_a_refused_ptq_call_draws_no_noise():
+    rng = np.random.default_rng(4)
+    with pytest.raises(NonFiniteInputError, match=r"PTQ\(bits=16\)"):
+        PTQ(16)(np.array([[-1e306, 1.0]]), rng)
+    assert rng.bit_generator.random_raw() == np.random.default_rng(4).bit_generator.random_raw()
+
+
+def test_the_pairs_errors_are_the_input_path_quantizers():
+    """A bad generator or dtype reads as the first of the two calls says it; an unhandled pair is refused."""
+    q_b, q_w = PTQ(5), PTQ(8)
+    g, rows, out_w = np.ones((4, 3, 8), np.float32), (12, 8), np.empty((12, 8), np.float32)
+    with pytest.raises(TypeError) as call:
+        q_b(g.reshape(rows), 7)
+    with pytest.raises(TypeError) as paired:
+        pair.quantize_pair(q_b, q_w, g, rows, 7, out_w)
+    assert str(paired.value) == str(call.value)
+    wrong = np.ones((4, 3, 8), np.int64)
+    with pytest.raises(TypeError) as call:
+        q_b(wrong.reshape(rows), np.random.default_rng(0))
+    with pytest.raises(TypeError) as paired:
+        pair.quantize_pair(q_b, q_w, wrong, rows, np.random.default_rng(0), out_w)
+    assert str(paired.value) == str(call.value) and "(12, 8)" in str(paired.value)
+    with pytest.raises(ValueError, match="no one-pass path"):
+        pair.quantize_pair(PTQ(5), pair.PSQ(8, axis="channel"), g, rows, np.random.default_rng(0), out_w)

@@ -23,11 +23,15 @@ empty G, or another backend keeps the two calls.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import numpy as np
 
+from refqt.backend import check_generator
 from refqt.quant import fast
 from refqt.quant.base import GradientQuantizer
-from refqt.quant.checks import check_finite_ranges, check_float_array, work_dtype
+from refqt.quant.checks import NonFiniteInputError, check_finite_ranges, check_float_array, work_dtype
 from refqt.quant.psq import PSQ, channel_layout
 from refqt.quant.ptq import PTQ
 from refqt.quant.rounding import fresh_stream_codes
@@ -59,34 +63,52 @@ def quantize_pair(
     (its channels are axis 1 of it: (rows, out) for a linear layer, G's own
     (N, F, Ho, Wo) for a conv).
     Returns ``Q_b(G)``, a new array of g's shape; the generator advances as
-    over the two calls. The noise is drawn once G's ranges are known, so a G
-    with NaN or Inf is refused with the same error and the generator untouched,
-    as by the two calls; after a rarer refusal (a range too wide for its
-    dtype, found by the grid) the error is the same but the generator may
-    stand elsewhere -- a run stops there anyway.
+    over the two calls, also when one of them refuses G: both grids are found
+    before any noise is drawn, and when only ``Q_w``'s refuses (a range too
+    wide for it), ``Q_b``'s noise is drawn first, as its call would have.
     """
-    check_float_array(q_b.label, g)
+    check_generator(q_b.label, rng)
+    check_float_array(q_b.label, g.reshape(rows))
+    if not pairs(q_b, q_w, g):
+        raise ValueError(f"quantize_pair: no one-pass path for Q_b = {q_b!r}, Q_w = {q_w!r} on {g.shape}")
     work = work_dtype(np, g.dtype)
     x2 = np.ascontiguousarray(g.reshape(rows), dtype=work)  # one copy at most (float16, a strided G)
     out_b = np.empty(g.shape, dtype=g.dtype)
-    if isinstance(q_b, PTQ) and isinstance(q_w, PTQ):
+    if isinstance(q_b, PTQ):
         ends = q_b._tensor_range(x2, fast_path=True)
+        grid_b = q_b.small_grid(ends, work)
+        with _noise_of_b_if_refused(rng, x2.size):
+            grid_w = q_w.small_grid(ends, work)
         codes_b, codes_w = _codes(rng, rows)
-        q_b.round_small(x2, ends, codes_b, out_b.reshape(rows))
-        q_w.round_small(x2, ends, codes_w, out_w.reshape(rows))
+        q_b.round_small(x2, grid_b, codes_b, out_b.reshape(rows))
+        q_w.round_small(x2, grid_w, codes_w, out_w.reshape(rows))
         return out_b
-    assert isinstance(q_b, PSQ) and isinstance(q_w, PSQ)
     row_mins, row_maxs, column_ranges = _row_and_column_ranges(q_b, x2)
     grid_b = q_b.grid_of_ranges(row_mins, row_maxs, rows, work, fast_path=True)
-    if column_ranges is None:
-        channel_mins, channel_maxs = q_w._channel_ranges(x2, True, out_w.shape)
-    else:
-        channel_mins, channel_maxs = channels_of_columns(*column_ranges, out_w.shape)
-    grid_w = q_w.grid_of_ranges(channel_mins, channel_maxs, out_w.shape, work, fast_path=True)
+    with _noise_of_b_if_refused(rng, x2.size):
+        if column_ranges is None:
+            channel_mins, channel_maxs = q_w._channel_ranges(x2, True, out_w.shape)
+        else:
+            channel_mins, channel_maxs = channels_of_columns(*column_ranges, out_w.shape)
+        grid_w = q_w.grid_of_ranges(channel_mins, channel_maxs, out_w.shape, work, fast_path=True)
     codes_b, codes_w = _codes(rng, rows)
     fast.round_small(x2, grid_b, codes_b, out_b.reshape(rows))
     fast.round_small(x2, grid_w, codes_w, out_w.reshape(rows))
     return out_b
+
+
+@contextmanager
+def _noise_of_b_if_refused(rng: np.random.Generator, n: int) -> Iterator[None]:
+    """Within the block ``Q_w``'s grid is found; if it refuses G, ``Q_b``'s n codes are drawn, then the error.
+
+    In the two calls ``Q_b`` has quantized (and drawn its noise) before ``Q_w``
+    refuses, so the generator must stand past ``Q_b``'s draw here too.
+    """
+    try:
+        yield
+    except NonFiniteInputError:
+        fresh_stream_codes(rng, (n,))
+        raise
 
 
 def _codes(rng: np.random.Generator, rows: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:

@@ -12,7 +12,7 @@ naturally, slightly more when it had to be moved).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -22,6 +22,17 @@ from refqt.quant.base import GradientQuantizer
 from refqt.quant.checks import as_rows, check_finite_range, host_min_max, work_dtype
 from refqt.quant.grid import AffineGrid, finite_step, zero_aligned_grid, zero_aligned_params
 from refqt.quant.rounding import noise_codes
+
+
+class SmallGrid(NamedTuple):
+    """A per-tensor grid as working-dtype scalars (:meth:`PTQ.small_grid`); ``lo`` None: origin 0."""
+
+    inv: Any
+    step: Any
+    kmin: Any
+    kmax: Any
+    lo: Any
+    ends: tuple[float, float]
 
 
 class PTQ(GradientQuantizer):
@@ -54,35 +65,57 @@ class PTQ(GradientQuantizer):
     def _fast(self, x: np.ndarray, rng: np.random.Generator, out: np.ndarray) -> np.ndarray:
         """A small array (:func:`refqt.quant.fast.is_small`) is rounded on the grid's numbers as scalars.
 
-        Larger arrays take the shared blocked path.
+        The grid is found before the noise is drawn, so a refused input leaves
+        the generator where it was. Larger arrays take the shared blocked path.
         """
         x2 = as_rows(x)
         if not fast.is_small(x2.size):
             return super()._fast(x, rng, out)
-        mn, mx = self._tensor_range(x2, fast_path=True)
-        self.round_small(x2, (mn, mx), noise_codes(rng, x2.size).reshape(x2.shape), out.reshape(x2.shape))
+        ends = self._tensor_range(x2, fast_path=True)
+        grid = self.small_grid(ends, x2.dtype)
+        self.round_small(x2, grid, noise_codes(rng, x2.size).reshape(x2.shape), out.reshape(x2.shape))
         return out
 
-    def round_small(
-        self, x2: np.ndarray, ends: tuple[float, float], codes: np.ndarray, out2: np.ndarray
-    ) -> None:
-        """``out2 = Q(x2)``, a small NumPy (N, D) ``x2`` of ``(min, max) = ends``, with noise codes ``codes``.
+    def small_grid(self, ends: tuple[float, float], dtype: Any) -> SmallGrid:
+        """The grid of a tensor of ``(min, max) = ends``, in working-dtype scalars; refuses too wide a range.
 
         The same numbers as :func:`~refqt.quant.grid.zero_aligned_grid` (``step``
         rounded once to the working dtype, ``1/step`` in it), without building
         the grid's arrays: on a (640, 32) gradient those cost about as much as
-        a rounding pass. The range is an argument so that one range can serve
-        two grids (:mod:`refqt.quant.pair`); with it, a clamp that cannot
-        change a level is skipped (:func:`refqt.quant.fast.clamps_that_bite`).
+        a rounding pass. One range can serve two grids (:mod:`refqt.quant.pair`).
         """
-        work = np.float64 if x2.dtype == np.float64 else np.float32
+        work = np.float64 if dtype == np.float64 else np.float32
         lo, step, kmin = zero_aligned_params(*ends, self.levels, self.label)
         step_w = work(finite_step(step, work))
-        origin = None if lo == 0.0 else work(lo)
+        return SmallGrid(
+            inv=work(1.0) / step_w,
+            step=step_w,
+            kmin=work(kmin),
+            kmax=work(kmin + self.levels),
+            lo=None if lo == 0.0 else work(lo),
+            ends=ends,
+        )
+
+    @staticmethod
+    def round_small(x2: np.ndarray, grid: SmallGrid, codes: np.ndarray, out2: np.ndarray) -> None:
+        """``out2 = Q(x2)`` for a small NumPy (N, D) ``x2`` on ``grid`` (:meth:`small_grid`), noise ``codes``.
+
+        A clamp that cannot change a level is skipped
+        (:func:`refqt.quant.fast.clamps_that_bite`, from the range ends).
+        """
+        work = np.result_type(grid.inv)
         fast.round_values(
-            x2 if x2.dtype == work else x2.astype(work), work(1.0) / step_w, step_w, work(kmin),
-            work(kmin + self.levels), origin, origin is not None, codes, out2, ends,
-        )  # fmt: skip
+            x2 if x2.dtype == work else x2.astype(work),
+            inv=grid.inv,
+            step=grid.step,
+            kmin=grid.kmin,
+            kmax=grid.kmax,
+            lo=grid.lo,
+            y_nonnegative=grid.lo is not None,
+            codes=codes,
+            out2=out2,
+            ends=grid.ends,
+        )
 
     def variance_bound(self, x: Any) -> float:
         """``N·D·R²/(4B²)`` with ``R = B·step`` (0 for an all-zero tensor)."""

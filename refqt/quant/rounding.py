@@ -71,19 +71,22 @@ class NoiseStream:
 
 def noise_codes(rng: np.random.Generator, n: int) -> np.ndarray:
     """``n`` noise codes ``m`` (host uint16), as the quantizers draw them: ``NoiseStream(rng).take(n)``."""
-    return fresh_stream_codes(rng, (n,))[0]  # the same draw without the stream object: 1 µs a call
+    return fresh_stream_codes(rng, (n,), owner="noise_codes")[0]  # no stream object: 1 µs a call
 
 
-def fresh_stream_codes(rng: np.random.Generator, sizes: tuple[int, ...]) -> list[np.ndarray]:
+def fresh_stream_codes(
+    rng: np.random.Generator, sizes: tuple[int, ...], owner: str = "fresh_stream_codes"
+) -> list[np.ndarray]:
     """``[NoiseStream(rng).take(n) for n in sizes]`` (a fresh stream per size), from one generator call.
 
     Each fresh stream draws ``⌈n/4⌉`` 64-bit words and drops its leftover
     pieces, so the codes of size ``n_k`` start at piece ``4·Σ_{j<k} ⌈n_j/4⌉``
     of one draw of ``Σ ⌈n_j/4⌉`` words. Two quantizations in a row (the two
     gradient paths of a layer, :mod:`refqt.quant.pair`) draw their noise at
-    once this way, bit for bit as two calls would.
+    once this way, bit for bit as two calls would. A bad ``rng`` is a
+    TypeError naming ``owner``.
     """
-    check_generator("fresh_stream_codes", rng)
+    check_generator(owner, rng)
     words = [-(-n // 4) for n in sizes]
     raw = rng.bit_generator.random_raw(sum(words)).astype("<u8", copy=False).view("<u2")
     codes, start = [], 0
