@@ -15,7 +15,7 @@ such a summation is caught.
 import numpy as np
 import pytest
 
-from refqt.quant import BHQ, householder_small
+from refqt.quant import BHQ, householder, householder_small
 from refqt.quant.householder import BlockHouseholder, apply_transform
 from refqt.quant.householder_fast import apply_transform_fast
 
@@ -122,3 +122,20 @@ def test_sum_in_order_keeps_the_sign_of_an_all_negative_zero_sum(shape, dtype):
     got = householder_small.sum_in_order(stack)
     np.testing.assert_array_equal(bits(got), bits(want))
     assert np.signbit(got).sum() == got.size - 1
+
+
+@pytest.mark.parametrize("largest", [10, householder.SIZES_KEPT + 5])
+def test_size_table_holds_each_sizes_numbers_whether_kept_or_built_per_call(largest):
+    """Each column is the per-group formula; a table past ``SIZES_KEPT`` is not kept (memory bounded)."""
+    table = householder.size_table(largest)
+    sizes = np.array([2, 3, 7, largest])
+    g = sizes.astype(np.float64)
+    root = np.sqrt(g)
+    np.testing.assert_array_equal(table["root"][sizes], root)
+    np.testing.assert_array_equal(table["n_rest"][sizes], 1.0 / root)
+    np.testing.assert_array_equal(table["n_first"][sizes], 1.0 / root - 1.0)
+    np.testing.assert_array_equal(table["inv_root_m1"][sizes], 1.0 / (root - 1.0))
+    assert [table["h"][s] for s in sizes] == [householder.householder_max_entry(int(s)) for s in sizes]
+    update = np.stack([root, 1 / (root - 1), 1 / root - 1, 1 / root], axis=1)
+    np.testing.assert_array_equal(table["update"][sizes], update)
+    assert householder._SIZE_TABLE["g"].size <= householder.SIZES_KEPT

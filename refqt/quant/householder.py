@@ -257,6 +257,10 @@ UPDATE_NUMBERS = ("root", "inv_root_m1", "n_first", "n_rest")
 """A group's numbers in its rank-1 update: ``√G``, ``1/(√G − 1)``, ``n_0 = 1/√G − 1``, ``n_r = 1/√G``."""
 
 
+SIZES_KEPT = 1 << 12
+"""Group sizes whose numbers :func:`size_table` keeps between calls (256 KiB); bigger tables are per call."""
+
+
 def size_table(max_size: int) -> dict[str, np.ndarray]:
     """Every number of a group that depends only on its size ``G``, for G = 0 … at least ``max_size``.
 
@@ -265,28 +269,39 @@ def size_table(max_size: int) -> dict[str, np.ndarray]:
     ``n_rest`` (``1/√G``) and ``h`` (``h_G``, as :func:`householder_max_entry`
     for G ≥ 2). Each entry is computed elementwise with the same float64
     operations as on a per-group array, so ``table[name][sizes]`` is bit for
-    bit what those operations give on ``sizes``; built once and grown by
-    doubling (a module-level cache: the numbers never change), so a call pays
-    one gather instead of a dozen NumPy calls. Entry 0 is never read.
-    Stacked rows, so that one gather gives all of a group's numbers:
+    bit what those operations give on ``sizes``; kept between calls up to
+    ``SIZES_KEPT`` sizes (grown by doubling: the numbers never change), so a
+    call pays one gather instead of a dozen NumPy calls. Entry 0 is never read.
+    The numbers are stacked rows, so that one gather gives all of a group's:
     ``update`` (G, 4), the ``UPDATE_NUMBERS``; ``scale`` (G, 3), ``√G``,
-    ``h_G`` and ``G − 1`` (step 4 of :func:`block_householder`).
+    ``h_G`` and ``G − 1`` (step 4 of :func:`block_householder`); the names
+    above are columns of these.
     """
     global _SIZE_TABLE
+    if max_size >= SIZES_KEPT:
+        return _size_numbers(max_size + 1)
     if _SIZE_TABLE.get("g", np.empty(0)).size <= max_size:  # a new table, swapped in whole
-        g = np.arange(max(64, 2 * max_size + 1), dtype=np.float64)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            root = np.sqrt(g)
-            inv_root_m1 = np.zeros(g.size)
-            np.divide(1.0, root - 1.0, out=inv_root_m1, where=g > 1)
-            n_rest = 1.0 / root
-            off = 1.0 / (g - root)
-            h = np.maximum(np.maximum(1.0 / root, np.abs(1.0 - off)), np.where(g >= 3, off, 0.0))
-        table = {"g": g, "root": root, "inv_root_m1": inv_root_m1, "n_first": n_rest - 1.0, "n_rest": n_rest}
-        table["update"] = np.stack([table[name] for name in UPDATE_NUMBERS], axis=1)
-        table["scale"] = np.stack([root, h, g - 1.0], axis=1)
-        _SIZE_TABLE = {**table, "h": h}
+        _SIZE_TABLE = _size_numbers(min(max(64, 2 * max_size + 1), SIZES_KEPT))
     return _SIZE_TABLE
+
+
+def _size_numbers(n: int) -> dict[str, np.ndarray]:
+    """:func:`size_table`'s numbers for G = 0 … n − 1."""
+    g = np.arange(n, dtype=np.float64)
+    update = np.empty((n, 4))
+    root, inv_root_m1, n_first, n_rest = update.T  # columns, in the order of UPDATE_NUMBERS
+    with np.errstate(divide="ignore", invalid="ignore"):
+        np.sqrt(g, out=root)
+        inv_root_m1[:] = 0.0
+        np.divide(1.0, root - 1.0, out=inv_root_m1, where=g > 1)
+        np.divide(1.0, root, out=n_rest)
+        np.subtract(n_rest, 1.0, out=n_first)
+        off = 1.0 / (g - root)
+        h = np.maximum(np.maximum(1.0 / root, np.abs(1.0 - off)), np.where(g >= 3, off, 0.0))
+    scale = np.stack([root, h, g - 1.0], axis=1)
+    table = {"g": g, "update": update, "scale": scale, "h": scale[:, 1]}
+    table.update(zip(UPDATE_NUMBERS, update.T, strict=True))
+    return table
 
 
 def _column_norms_large_group(g: int, inv_s2: np.ndarray) -> np.ndarray:
