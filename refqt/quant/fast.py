@@ -12,8 +12,9 @@ Two spellings, chosen in one place, :func:`is_small`: an array of at most
 ``SMALL`` elements (the teaching models' gradients, e.g. a (640, 32) per-token
 gradient) is done whole, in as few NumPy calls as the arithmetic allows --
 grid numbers that are one value for the whole array passed as scalars, the
-noise codes drawn in one call, the output used as the working buffer, a clamp
-that cannot change a level skipped (:func:`clamps_that_bite`) -- since
+noise codes drawn in one call, the output used as the working buffer, and,
+for PTQ's one grid of known range, a clamp that cannot change a level
+skipped (:func:`clamps_that_bite`) -- since
 there a call's fixed cost, not the memory traffic, is the price
 (:func:`round_small`, :func:`tensor_range`, the folded :func:`column_ranges`).
 Larger arrays go block by block through the cache. Both spellings do the
@@ -339,8 +340,10 @@ def round_values(
         low, high = clamps_that_bite(ends, inv, lo, kmin, kmax, codes is None)
         low = low and not y_nonnegative
     for bites, bound, clamp in ((low, kmin, np.maximum), (high, kmax, np.minimum)):
-        if bites:  # a bound that is one number is a kept constant array (see constant_like)
-            clamp(y, bound if isinstance(bound, np.ndarray) else constant_like(y, bound), out=y)
+        if bites and (ends is not None or isinstance(bound, np.ndarray)):
+            clamp(y, bound, out=y)  # PTQ's bounds change with the data: not worth keeping
+        elif bites:  # a fixed bound (0, B) is a kept constant array (see constant_like)
+            clamp(y, constant_like(y, bound), out=y)
     if lo is None:
         np.multiply(y, step, out=out2)
     else:
@@ -357,19 +360,24 @@ def clamps_that_bite(
 ) -> tuple[bool, bool]:
     """Whether the lower / upper clamp can change any level ``⌊(x − lo)·inv + u⌋`` of a one-number grid.
 
-    Every float operation of the rounding is monotone in ``x`` and ``u``, so the
-    levels lie between those of the smallest ``x`` with the smallest ``u`` and
-    of the largest with the largest (:data:`U_ENDS`; ``u = ½`` when ``nearest``).
-    Those two levels are computed here in the same working-dtype arithmetic,
-    so a clamp reported as not biting would have changed nothing. On a
-    Gaussian (640, 32) gradient PTQ's clamps do not bite at 5 or 8 bits: two
-    2 µs passes saved for a 2 µs check (a ``clip`` of both was 5 µs).
+    Why the answer is exact: each step of the rounding -- ``x − lo``, ``·inv``
+    with ``inv > 0``, ``+ u``, ``⌊·⌋`` -- is one correctly rounded operation in
+    the working dtype, and rounding to nearest never reverses an order, so
+    every level lies between that of the smallest ``x`` with the smallest
+    ``u`` and that of the largest ``x`` with the largest (:data:`U_ENDS`;
+    ``u = ½`` when ``nearest``). Those two levels are computed here with the
+    same scalar operations in the working dtype (float16 ends are exact in
+    float32), so a clamp reported as not biting would have changed nothing.
+    Used by PTQ, whose one grid comes with its range; on a Gaussian (640, 32)
+    gradient its clamps do not bite at 5 or 8 bits: two 2 µs passes saved for
+    a 2 µs check (a ``clip`` of both was 5 µs).
     """
     work = type(inv)
     u_lo, u_hi = (0.5, 0.5) if nearest else U_ENDS
-    y_lo, y_hi = (work(ends[0]) * inv, work(ends[1]) * inv) if lo is None else (
-        (work(ends[0]) - lo) * inv, (work(ends[1]) - lo) * inv
-    )  # fmt: skip
+    if lo is None:
+        y_lo, y_hi = work(ends[0]) * inv, work(ends[1]) * inv
+    else:
+        y_lo, y_hi = (work(ends[0]) - lo) * inv, (work(ends[1]) - lo) * inv
     k_lo, k_hi = y_lo + work(u_lo), y_hi + work(u_hi)  # working-dtype scalars, rounded as the arrays are
     if not (math.isfinite(k_lo) and math.isfinite(k_hi)):
         return True, True

@@ -84,13 +84,13 @@ def quantize_pair(
         q_w.round_small(x2, grid_w, codes_w, out_w.reshape(rows))
         return out_b
     row_mins, row_maxs, column_ranges = _row_and_column_ranges(q_b, x2)
-    grid_b = q_b.grid_of_ranges(row_mins, row_maxs, rows, work, fast_path=True)
+    grid_b = q_b._grid_of_ranges(row_mins, row_maxs, rows, work, fast_path=True)
     with _noise_of_b_if_refused(rng, x2.size):
         if column_ranges is None:
             channel_mins, channel_maxs = q_w._channel_ranges(x2, True, out_w.shape)
         else:
             channel_mins, channel_maxs = channels_of_columns(*column_ranges, out_w.shape)
-        grid_w = q_w.grid_of_ranges(channel_mins, channel_maxs, out_w.shape, work, fast_path=True)
+        grid_w = q_w._grid_of_ranges(channel_mins, channel_maxs, out_w.shape, work, fast_path=True)
     codes_b, codes_w = _codes(rng, rows)
     fast.round_small(x2, grid_b, codes_b, out_b.reshape(rows))
     fast.round_small(x2, grid_w, codes_w, out_w.reshape(rows))

@@ -98,12 +98,12 @@ class PSQ(GradientQuantizer):
             mins, maxs = self._ranges(y2, fast_path, axis=1)
         else:
             mins, maxs = self._channel_ranges(y2, fast_path, shape)
-        return self.grid_of_ranges(mins, maxs, shape, work_dtype(backend_of(y2).xp, y2.dtype), fast_path)
+        return self._grid_of_ranges(mins, maxs, shape, work_dtype(backend_of(y2).xp, y2.dtype), fast_path)
 
-    def grid_of_ranges(
+    def _grid_of_ranges(
         self, mins: Any, maxs: Any, shape: tuple[int, ...], work: Any, fast_path: bool = False
     ) -> AffineGrid:
-        """The grid from checked ranges, per row (N,) or per channel (C,), of an input of ``shape``.
+        """The min/max grid from checked ranges, per row (N,) or per channel (C,), of an input of ``shape``.
 
         Per channel the grid is a (1, C·S) row, channel c's numbers over its S
         positions. The NumPy fast path finds the C channels' numbers and then
