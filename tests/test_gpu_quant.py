@@ -335,3 +335,23 @@ def test_device_path_refuses_nan_and_inf(name):
         x[3, 1, 2, 0] = bad
         with emulate_device(), pytest.raises(NonFiniteInputError, match="NaN or Inf"):
             QUANTIZERS[name](4)(x, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize(
+    ("environ", "refused"),
+    [
+        ({}, None),
+        ({"CUPY_TF32": "0", "NVIDIA_TF32_OVERRIDE": ""}, None),
+        ({"CUPY_TF32": "1"}, "CUPY_TF32=1"),
+        ({"NVIDIA_TF32_OVERRIDE": "1"}, "NVIDIA_TF32_OVERRIDE=1"),
+    ],
+)
+def test_bhq_on_a_gpu_refuses_tf32_gemms(environ, refused):
+    """TF32 would round BHQ's group sums to 10-bit mantissas: a flag that asks for it is refused by name."""
+    from refqt.gpu.householder import check_full_precision
+
+    if refused is None:
+        check_full_precision(environ)
+    else:
+        with pytest.raises(RuntimeError, match=f"{refused} makes it TF32"):
+            check_full_precision(environ)

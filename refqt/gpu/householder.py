@@ -19,8 +19,10 @@ another order than the reference's left-to-right sum, so the result equals
 :func:`refqt.quant.householder.apply_transform` to float round-off, not bit
 for bit. The indicator is dense: ``K·N`` numbers (N is the batch, 128 in the
 ResNet step) and ``K·N·D`` multiply-adds, next to the ``N·D`` of the rest.
-The GEMM must run in the working precision: CuPy's TF32 mode (``CUPY_TF32=1``)
-would round the summands to 10-bit mantissas; it is off by default.
+The GEMM must run in the working precision: CuPy's TF32 mode (``CUPY_TF32=1``,
+or cuBLAS's ``NVIDIA_TF32_OVERRIDE=1``) would round the summands to 10-bit
+mantissas and bias BHQ; it is off by default, and on CuPy
+:func:`check_full_precision` refuses to run with either set.
 
 ``elementwise_variance`` is batched the same way: for a Householder block
 ``H = I − 2 n nᵀ/‖n‖²``, ``Σ_i H[r, i]² v_i = v_r (1 − 4 n_r²/‖n‖²) +
@@ -29,6 +31,8 @@ would round the summands to 10-bit mantissas; it is off by default.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -118,6 +122,20 @@ def scatter_rows(t: BlockHouseholder, a: Any, out2: Any) -> Any:
     return out2
 
 
+TF32_FLAGS = ("CUPY_TF32", "NVIDIA_TF32_OVERRIDE")
+"""Environment variables that switch float32 GEMMs to TF32 (CuPy's own; cuBLAS's, for every library)."""
+
+
+def check_full_precision(environ: Mapping[str, str] = os.environ) -> None:
+    """RuntimeError if ``environ`` asks for TF32 GEMMs, which would bias BHQ's group sums on a GPU."""
+    on = [f"{name}={environ[name]}" for name in TF32_FLAGS if environ.get(name, "0") not in ("", "0")]
+    if on:
+        raise RuntimeError(
+            f"BHQ on the GPU sums its groups with a float32 GEMM, but {', '.join(on)} makes it TF32 "
+            "(10-bit mantissas), which biases the quantizer; unset it to use BHQ on the GPU"
+        )
+
+
 def householder_grouped(t: BlockHouseholder, a: Any, inverse: bool = False) -> Any:
     """``T`` (or ``T⁻¹``) in place on rows ``a`` (N, D) already in grouped order; returns ``a``.
 
@@ -125,6 +143,8 @@ def householder_grouped(t: BlockHouseholder, a: Any, inverse: bool = False) -> A
     of all rows, post-scale (``T⁻¹``): the steps of the module docstring.
     """
     native = backend_of(a).native
+    if native is not np and a.dtype == native.float32:  # TF32 leaves float64 GEMMs alone
+        check_full_precision()
     c = device_coefficients(t, native, a.dtype)
     if not inverse:
         a *= c["s"]
