@@ -23,9 +23,6 @@ empty G, or another backend keeps the two calls.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import numpy as np
 
 from refqt.backend import check_generator
@@ -77,38 +74,35 @@ def quantize_pair(
     if isinstance(q_b, PTQ):
         ends = q_b._tensor_range(x2, fast_path=True)
         grid_b = q_b.small_grid(ends, work)
-        with _noise_of_b_if_refused(rng, x2.size):
+        try:
             grid_w = q_w.small_grid(ends, work)
+        except NonFiniteInputError:
+            _draw_noise_of_b(rng, x2.size)
+            raise
         codes_b, codes_w = _codes(rng, rows)
         q_b.round_small(x2, grid_b, codes_b, out_b.reshape(rows))
         q_w.round_small(x2, grid_w, codes_w, out_w.reshape(rows))
         return out_b
     row_mins, row_maxs, column_ranges = _row_and_column_ranges(q_b, x2)
     grid_b = q_b._grid_of_ranges(row_mins, row_maxs, rows, work, fast_path=True)
-    with _noise_of_b_if_refused(rng, x2.size):
+    try:
         if column_ranges is None:
             channel_mins, channel_maxs = q_w._channel_ranges(x2, True, out_w.shape)
         else:
             channel_mins, channel_maxs = channels_of_columns(*column_ranges, out_w.shape)
         grid_w = q_w._grid_of_ranges(channel_mins, channel_maxs, out_w.shape, work, fast_path=True)
+    except NonFiniteInputError:
+        _draw_noise_of_b(rng, x2.size)
+        raise
     codes_b, codes_w = _codes(rng, rows)
     fast.round_small(x2, grid_b, codes_b, out_b.reshape(rows))
     fast.round_small(x2, grid_w, codes_w, out_w.reshape(rows))
     return out_b
 
 
-@contextmanager
-def _noise_of_b_if_refused(rng: np.random.Generator, n: int) -> Iterator[None]:
-    """Within the block ``Q_w``'s grid is found; if it refuses G, ``Q_b``'s n codes are drawn, then the error.
-
-    In the two calls ``Q_b`` has quantized (and drawn its noise) before ``Q_w``
-    refuses, so the generator must stand past ``Q_b``'s draw here too.
-    """
-    try:
-        yield
-    except NonFiniteInputError:
-        fresh_stream_codes(rng, (n,))
-        raise
+def _draw_noise_of_b(rng: np.random.Generator, n: int) -> None:
+    """Draw ``Q_b``'s n codes: ``Q_w`` refused G, and in the two calls ``Q_b`` had drawn them before that."""
+    fresh_stream_codes(rng, (n,))
 
 
 def _codes(rng: np.random.Generator, rows: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:

@@ -87,14 +87,8 @@ class PTQ(GradientQuantizer):
         work = np.float64 if dtype == np.float64 else np.float32
         lo, step, kmin = zero_aligned_params(*ends, self.levels, self.label)
         step_w = work(finite_step(step, work))
-        return SmallGrid(
-            inv=work(1.0) / step_w,
-            step=step_w,
-            kmin=work(kmin),
-            kmax=work(kmin + self.levels),
-            lo=None if lo == 0.0 else work(lo),
-            ends=ends,
-        )
+        origin = None if lo == 0.0 else work(lo)
+        return SmallGrid(work(1.0) / step_w, step_w, work(kmin), work(kmin + self.levels), origin, ends)
 
     @staticmethod
     def round_small(x2: np.ndarray, grid: SmallGrid, codes: np.ndarray, out2: np.ndarray) -> None:
@@ -104,18 +98,9 @@ class PTQ(GradientQuantizer):
         (:func:`refqt.quant.fast.clamps_that_bite`, from the range ends).
         """
         work = np.result_type(grid.inv)
-        fast.round_values(
-            x2 if x2.dtype == work else x2.astype(work),
-            inv=grid.inv,
-            step=grid.step,
-            kmin=grid.kmin,
-            kmax=grid.kmax,
-            lo=grid.lo,
-            y_nonnegative=grid.lo is not None,
-            codes=codes,
-            out2=out2,
-            ends=grid.ends,
-        )
+        inv, step, kmin, kmax, lo, ends = grid
+        x2 = x2 if x2.dtype == work else x2.astype(work)
+        fast.round_values(x2, inv, step, kmin, kmax, lo, lo is not None, codes, out2, ends)
 
     def variance_bound(self, x: Any) -> float:
         """``N·D·R²/(4B²)`` with ``R = B·step`` (0 for an all-zero tensor)."""
