@@ -23,6 +23,8 @@ empty G, or another backend keeps the two calls.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from refqt.backend import check_generator
@@ -70,39 +72,42 @@ def quantize_pair(
         raise ValueError(f"quantize_pair: no one-pass path for Q_b = {q_b!r}, Q_w = {q_w!r} on {g.shape}")
     work = work_dtype(np, g.dtype)
     x2 = np.ascontiguousarray(g.reshape(rows), dtype=work)  # one copy at most (float16, a strided G)
-    out_b = np.empty(g.shape, dtype=g.dtype)
-    if isinstance(q_b, PTQ):
-        ends = q_b._tensor_range(x2, fast_path=True)
-        grid_b = q_b.small_grid(ends, work)
-        try:
-            grid_w = q_w.small_grid(ends, work)
-        except NonFiniteInputError:
-            _draw_noise_of_b(rng, x2.size)
-            raise
-        codes_b, codes_w = _codes(rng, rows)
-        q_b.round_small(x2, grid_b, codes_b, out_b.reshape(rows))
-        q_w.round_small(x2, grid_w, codes_w, out_w.reshape(rows))
-        return out_b
-    row_mins, row_maxs, column_ranges = _row_and_column_ranges(q_b, x2)
-    grid_b = q_b._grid_of_ranges(row_mins, row_maxs, rows, work, fast_path=True)
+    pair_grids = _ptq_grids if isinstance(q_b, PTQ) else _psq_grids
+    grid_b, grid_w_of, round_small = pair_grids(q_b, q_w, x2, work, out_w.shape)
     try:
-        if column_ranges is None:
-            channel_mins, channel_maxs = q_w._channel_ranges(x2, True, out_w.shape)
-        else:
-            channel_mins, channel_maxs = channels_of_columns(*column_ranges, out_w.shape)
-        grid_w = q_w._grid_of_ranges(channel_mins, channel_maxs, out_w.shape, work, fast_path=True)
-    except NonFiniteInputError:
-        _draw_noise_of_b(rng, x2.size)
+        grid_w = grid_w_of()
+    except NonFiniteInputError:  # Q_w refuses G: in the two calls Q_b had drawn its noise before that
+        fresh_stream_codes(rng, (x2.size,))
         raise
     codes_b, codes_w = _codes(rng, rows)
-    fast.round_small(x2, grid_b, codes_b, out_b.reshape(rows))
-    fast.round_small(x2, grid_w, codes_w, out_w.reshape(rows))
+    out_b = np.empty(g.shape, dtype=g.dtype)
+    round_small(x2, grid_b, codes_b, out_b.reshape(rows))
+    round_small(x2, grid_w, codes_w, out_w.reshape(rows))
     return out_b
 
 
-def _draw_noise_of_b(rng: np.random.Generator, n: int) -> None:
-    """Draw ``Q_b``'s n codes: ``Q_w`` refused G, and in the two calls ``Q_b`` had drawn them before that."""
-    fresh_stream_codes(rng, (n,))
+def _ptq_grids(q_b: PTQ, q_w: PTQ, x2: np.ndarray, work: Any, shape_w: tuple[int, ...]) -> tuple[Any, ...]:
+    """PTQ + PTQ: ``Q_b``'s grid, a function giving ``Q_w``'s, the rounding; one tensor range for both."""
+    ends = q_b._tensor_range(x2, fast_path=True)
+    return q_b.small_grid(ends, work), lambda: q_w.small_grid(ends, work), PTQ.round_small
+
+
+def _psq_grids(q_b: PSQ, q_w: PSQ, x2: np.ndarray, work: Any, shape_w: tuple[int, ...]) -> tuple[Any, ...]:
+    """PSQ + PSQ per column: ``Q_b``'s grid, a function giving ``Q_w``'s, the rounding.
+
+    With short rows one transposed copy of G gives both the row and the column ranges.
+    """
+    row_mins, row_maxs, column_ranges = _row_and_column_ranges(q_b, x2)
+    grid_b = q_b._grid_of_ranges(row_mins, row_maxs, x2.shape, work, fast_path=True)
+
+    def grid_w() -> Any:
+        if column_ranges is None:
+            mins, maxs = q_w._channel_ranges(x2, True, shape_w)
+        else:
+            mins, maxs = channels_of_columns(*column_ranges, shape_w)
+        return q_w._grid_of_ranges(mins, maxs, shape_w, work, fast_path=True)
+
+    return grid_b, grid_w, fast.round_small
 
 
 def _codes(rng: np.random.Generator, rows: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
