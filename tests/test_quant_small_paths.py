@@ -187,7 +187,8 @@ def test_round_values_clamps_biting_bounds_as_the_definition(work, case):
     lo = work(-3.25) if case == "origin" else None
     if lo is not None:
         x = np.maximum(x, lo)  # y_nonnegative: every (x − lo)·inv ≥ 0, the lower clamp may be skipped
-    kmin, kmax = (work(0.0), work(6.0)) if lo is not None else (work(-4.0), work(3.0))
+    # with an origin, kmax lies between the levels of max·inv and (max − lo)·inv: the origin must be used
+    kmin, kmax = (work(0.0), work(20.0)) if lo is not None else (work(-4.0), work(3.0))
     levels = levels_by_definition(x, inv, lo, u)
     assert (lo is not None or levels.min() < kmin) and levels.max() > kmax  # the clamps bite
     want = np.clip(levels, kmin, kmax) * step + (work(0.0) if lo is None else lo)
@@ -209,11 +210,49 @@ def test_ptq_small_path_equals_the_reference_where_its_clamps_bite(bits):
     """At 16 bits round-off puts the dominant end's level past ``kmax``; at 1 bit the grid has an origin."""
     rng = np.random.default_rng(14)
     q, bitten = PTQ(bits), 0
-    for trial in range(60):
-        x = rng.standard_normal((8, 8)) * 10.0 ** rng.integers(-3, 4) + rng.standard_normal() * (trial % 3)
-        x = x.astype((np.float32, np.float64)[trial % 2])
+    for trial in range(40):
+        x = rng.standard_normal((32, 32)) * 10.0 ** rng.integers(-3, 4) + rng.standard_normal() * (trial % 3)
+        x[::2] = x.max()  # many entries at the dominant end: some draw the noise that crosses the bound
+        x = (x if trial % 4 < 2 else -x).astype((np.float32, np.float64)[trial % 2])  # either end dominant
         grid = q.small_grid((float(x.min()), float(x.max())), x.dtype)
         bitten += any(fast.clamps_that_bite(grid.ends, grid.inv, grid.lo, grid.kmin, grid.kmax, False))
         want = q.reference(x, np.random.default_rng(trial))
         np.testing.assert_array_equal(q(x, np.random.default_rng(trial)), want)
     assert bitten > 0 or bits == 1  # 1 bit: the grid with an origin, whose clamps do not bite
+
+
+def test_round_values_decides_a_stochastic_clamp_with_the_largest_noise():
+    """``y = 6.25``: ``⌊y + ½⌋ = 6 = kmax`` but ``⌊y + u⌋ = 7`` for ``u > ¾``: the clamp must act."""
+    x = np.array([[0.5, 3.125]])
+    codes = np.array([[0, 2**16 - 1]], dtype=np.uint16)
+    out = np.empty_like(x)
+    fast.round_values(x, 2.0, 0.5, 0.0, 6.0, None, False, codes, out, (0.5, 3.125))
+    np.testing.assert_array_equal(out, [[0.5, 3.0]])
+
+
+def test_noise_code_helpers_name_themselves_and_split_three_streams_as_three_calls():
+    """``fresh_stream_codes`` is one fresh ``NoiseStream`` per size (here three); a bad rng is named."""
+    from refqt.quant.rounding import NoiseStream, fresh_stream_codes, noise_codes
+
+    sizes = (5, 3, 9)
+    got = fresh_stream_codes(np.random.default_rng(1), sizes)
+    rng = np.random.default_rng(1)
+    want = [NoiseStream(rng).take(n) for n in sizes]
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g, w)
+    with pytest.raises(TypeError, match=r"^fresh_stream_codes: rng"):
+        fresh_stream_codes(1, (2,))
+    with pytest.raises(TypeError, match=r"^noise_codes: rng"):
+        noise_codes(1, 2)
+
+
+@pytest.mark.parametrize("shape", [(6, 4), (2, 3, 2, 2)])
+def test_a_per_channel_range_too_wide_is_refused_naming_the_quantizer(shape):
+    """The per-channel grid refuses a range past the dtype, naming PSQ, on the fast and the reference path."""
+    x = np.zeros(shape)
+    x[(0,) * x.ndim], x[(1,) + (0,) * (x.ndim - 1)] = -1.7e308, 1.7e308  # channel 0 of two samples
+    q = PSQ(4, axis="column")
+    with pytest.raises(NonFiniteInputError, match="PSQ"):
+        q(x, np.random.default_rng(0))
+    with pytest.raises(NonFiniteInputError, match="PSQ"):
+        q.reference(x, np.random.default_rng(0))
