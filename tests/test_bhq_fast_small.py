@@ -151,7 +151,7 @@ def test_size_table_holds_each_sizes_numbers_whether_kept_or_built_per_call(larg
 
 
 def per_size_definition(g: int) -> dict[str, float]:
-    """A group of ``g`` rows' numbers by their definitions (docs/theory/quantizers.md, "BHQ"), Python floats."""
+    """A group of ``g`` rows' numbers by their definitions (docs/theory/quantizers.md, "BHQ")."""
     root = math.sqrt(g)
     return {
         "g": float(g),
