@@ -12,11 +12,14 @@ A NumPy that summed otherwise fails these tests; the last one shows that
 such a summation is caught.
 """
 
+import math
+
 import numpy as np
 import pytest
+from test_quant_grouping import grouping_loop
 
 from refqt.quant import BHQ, householder, householder_small
-from refqt.quant.householder import BlockHouseholder, apply_transform
+from refqt.quant.householder import BlockHouseholder, apply_transform, block_householder, partner_counts
 from refqt.quant.householder_fast import apply_transform_fast
 
 
@@ -140,3 +143,143 @@ def test_size_table_holds_each_sizes_numbers_whether_kept_or_built_per_call(larg
     update = np.stack([root, 1 / (root - 1), 1 / root - 1, 1 / root], axis=1)
     np.testing.assert_array_equal(table["update"][sizes], update)
     assert householder._SIZE_TABLE["g"].size <= householder.SIZES_KEPT
+
+
+# Pins from the mutation run of the small-array paths (docs/testing.md, "Mutation testing").
+# size_table keeps its table for the whole process, so a test that reads it only through the
+# quantizers never calls the builder _size_numbers again once an earlier test has filled it:
+# the builder is checked directly, and the cache from an emptied module table.
+
+
+def per_size_definition(g: int) -> dict[str, float]:
+    """A group of ``g`` rows' numbers by their definitions (docs/theory/quantizers.md, "BHQ")."""
+    root = math.sqrt(g)
+    return {
+        "g": float(g),
+        "root": root,
+        "inv_root_m1": 1.0 / (root - 1.0) if g > 1 else 0.0,
+        "n_first": 1.0 / root - 1.0,
+        "n_rest": 1.0 / root,
+        "h": householder.householder_max_entry(g) if g > 1 else math.inf,  # G = 1: never read (G ≥ 2)
+        "g_minus_1": g - 1.0,
+    }
+
+
+@pytest.mark.parametrize("n", [2, 9, 70])
+def test_size_numbers_are_each_sizes_definition_bit_for_bit(n):
+    """Every column of every row G = 1 … n − 1, also G = 1 (a one-row group: ``1/(√G − 1)`` taken as 0)."""
+    table = householder._size_numbers(n)
+    for name in ("g", "root", "inv_root_m1", "n_first", "n_rest", "h", "update", "scale"):
+        assert table[name].dtype == np.float64, name
+        assert table[name].shape[0] == n, name
+    for g in range(1, n):
+        want = per_size_definition(g)
+        got = {name: float(table[name][g]) for name in ("g", "root", "inv_root_m1", "n_first", "n_rest", "h")}
+        got["g_minus_1"] = float(table["scale"][g, 2])
+        assert got == want, g
+        assert table["update"][g].tolist() == [want[name] for name in householder.UPDATE_NUMBERS]
+        assert table["scale"][g].tolist() == [want["root"], want["h"], want["g_minus_1"]]
+
+
+def test_size_numbers_h_is_the_largest_entry_of_the_dense_matrix():
+    """``h_G`` against ``max |H_G|`` of the dense reflection, G = 2 … 40 (an independent construction)."""
+    table = householder._size_numbers(41)
+    dense = [np.abs(householder.householder_dense(g)).max() for g in range(2, 41)]
+    np.testing.assert_allclose(table["h"][2:], dense, rtol=1e-12)
+
+
+def test_size_table_keeps_a_growing_table_and_builds_big_ones_per_call(monkeypatch):
+    """From an empty cache: every request is covered, kept tables never shrink or pass ``SIZES_KEPT``."""
+    monkeypatch.setattr(householder, "_SIZE_TABLE", {})
+    kept = householder.SIZES_KEPT
+    previous = 0
+    for largest in [0, 1, 5, 63, 64, 65, 200, 150, kept - 1, 3, kept, kept + 7]:
+        table = householder.size_table(largest)
+        size = table["g"].size
+        assert size > largest
+        fresh = householder._size_numbers(size)
+        for name in ("g", "update", "scale", "h", *householder.UPDATE_NUMBERS):
+            np.testing.assert_array_equal(table[name], fresh[name], err_msg=f"{name} for {largest}")
+        cached = householder._SIZE_TABLE["g"].size
+        assert cached <= kept
+        if largest < kept:
+            assert table is householder._SIZE_TABLE
+            assert cached >= previous  # a kept table is only ever replaced by a bigger one
+            previous = cached
+        else:
+            assert table is not householder._SIZE_TABLE
+    again = householder.size_table(10)
+    assert again is householder._SIZE_TABLE and again["g"].size == previous  # a smaller request: no rebuild
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(1, 3, 4), (1, 1, 1), (2, 1, 1), (4, 1, 1), (3, 1, 2), (5, 2, 3)])
+def test_sum_in_order_is_the_loop_for_every_stack_height(shape, dtype):
+    """``((s_0 + s_1) + s_2) + …`` as a loop, also for one slice (R = 1) and one entry per slice (m·D = 1)."""
+    big = 2.0 ** (np.finfo(dtype).nmant + 1)  # big + 1 rounds to big: the order shows
+    stack = np.random.default_rng(3).standard_normal(shape).astype(dtype)
+    stack[:, 0, 0] = ([1.0, big] + [1.0] * shape[0])[: shape[0]]
+    want = stack[0].copy()
+    for s in stack[1:]:
+        want = want + s
+    np.testing.assert_array_equal(bits(householder_small.sum_in_order(stack)), bits(want))
+    out = np.full(shape[1:], np.nan, dtype=dtype)
+    got = householder_small.sum_in_order(stack, out=out)
+    assert got is out
+    np.testing.assert_array_equal(bits(out), bits(want))
+
+
+def one_big_group(n: int) -> np.ndarray:
+    """Row ranges that make one group of ``n`` rows: one dominant row, ``n − 1`` equal small ones."""
+    ranges = np.ones(n)
+    ranges[n // 3] = 1e6
+    return ranges
+
+
+@pytest.mark.parametrize("n", [householder.SIZES_KEPT + 900])
+def test_a_group_past_the_kept_table_is_grouped_and_applied_as_the_loops_do(n):
+    """A group bigger than ``SIZES_KEPT`` takes its numbers from a per-call table: same as the loops."""
+    ranges = one_big_group(n)
+    groups, scales, k = grouping_loop(ranges)
+    assert k == 1 and groups[0].size == n
+    t = block_householder(ranges)
+    np.testing.assert_array_equal(t.groups[0], groups[0])
+    np.testing.assert_array_equal(t.scales, scales)
+    x = np.random.default_rng(5).standard_normal((n, 3))
+    for inverse in (False, True):
+        out = np.empty_like(x)
+        apply_transform_fast(t, x, out, inverse=inverse)
+        np.testing.assert_array_equal(bits(out), bits(apply_transform(t, x, inverse=inverse)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_ranges_of_any_float_dtype_are_grouped_in_float64(dtype):
+    """``λ = R + 1e-8`` in float64 whatever the ranges' dtype (the loop's definition)."""
+    ranges = (np.random.default_rng(2).lognormal(0.0, 2.0, 50)).astype(dtype)
+    _, scales, k = grouping_loop(ranges.astype(np.float64))
+    t = block_householder(ranges)
+    assert t.n_large == k
+    np.testing.assert_array_equal(t.scales, scales)
+    np.testing.assert_array_equal(t.ranges, ranges.astype(np.float64) + householder.RANGE_EPS)
+
+
+@pytest.mark.parametrize("shape", [(60, 8), (300, 512)], ids=["all-groups-at-once", "column-blocks"])
+def test_one_transform_applied_in_both_dtypes_keeps_each_dtypes_numbers(shape):
+    """Layouts and coefficients are cached per dtype: float64, float32, float64 each equal the reference."""
+    n = shape[0]
+    t = block_householder(np.random.default_rng(4).lognormal(0.0, 1.5, n))
+    x = np.random.default_rng(6).standard_normal(shape)
+    for dtype in (np.float64, np.float32, np.float64):
+        xd = x.astype(dtype)
+        for inverse in (False, True):
+            out = np.empty_like(xd)
+            apply_transform_fast(t, xd, out, inverse=inverse)
+            want = apply_transform(t, xd, inverse=inverse)
+            assert out.dtype == want.dtype == dtype
+            np.testing.assert_array_equal(bits(out), bits(want))
+
+
+def test_a_large_row_without_partner_is_refused_with_the_counts():
+    """Step 3 rounds ``Z·λ/total`` to cuts; a cut equal to the one before is an error naming the counts."""
+    with pytest.raises(RuntimeError, match=r"no partner: counts \[1, 0\]"):
+        partner_counts(np.array([1.0, 1e-9]), 1)

@@ -124,3 +124,135 @@ def test_a_clamp_reported_idle_changes_no_level_and_biting_ones_are_found():
             assert k_hi.max() <= kmax_w, (trial, bits)
         seen.add((low, high))
     assert (False, False) in seen and any(high for _, high in seen)
+
+
+def levels_by_definition(x, inv, lo, u):
+    """``⌊(x − lo)·inv + u⌋`` elementwise in x's dtype (``lo`` None: origin 0)."""
+    y = x * inv if lo is None else (x - lo) * inv
+    return np.floor(y + u)
+
+
+@pytest.mark.parametrize("work", [np.float32, np.float64])
+@pytest.mark.parametrize("nearest", [False, True])
+def test_clamps_that_bite_is_exact_at_every_bit_width_with_and_without_an_origin(work, nearest):
+    """Reported biting exactly when some entry's extreme level lies outside ``[kmin, kmax]``.
+
+    Every entry with the smallest and the largest noise (``½`` for round to
+    nearest), levels computed elementwise; 1 bit with both signs is the grid
+    with an origin (``lo = min``). Both answers of each clamp must occur.
+    """
+    from refqt.quant.grid import finite_step, zero_aligned_params
+
+    rng = np.random.default_rng(12)
+    u_lo, u_hi = (0.5, 0.5) if nearest else fast.U_ENDS
+    seen_low, seen_high = set(), set()
+    for trial in range(300):
+        bits = (1, 2, 5, 16)[trial % 4]
+        x = rng.standard_normal(32) * 10.0 ** rng.integers(-3, 4) + rng.standard_normal() * (trial % 3)
+        x = x.astype(work)
+        mn, mx = float(x.min()), float(x.max())
+        lo, step, kmin = zero_aligned_params(mn, mx, 2**bits - 1)
+        inv = work(1.0) / work(finite_step(step, work))
+        origin = None if lo == 0.0 else work(lo)
+        kmin_w, kmax_w = work(kmin), work(kmin + 2**bits - 1)
+        shift = (0, 0, 1, -1)[(trial // 4) % 4]  # bounds moved in by a level, so that each clamp bites
+        kmin_w, kmax_w = kmin_w + work(max(shift, 0)), kmax_w - work(max(-shift, 0))
+        low, high = fast.clamps_that_bite((mn, mx), inv, origin, kmin_w, kmax_w, nearest)
+        assert low == bool(levels_by_definition(x, inv, origin, work(u_lo)).min() < kmin_w), trial
+        assert high == bool(levels_by_definition(x, inv, origin, work(u_hi)).max() > kmax_w), trial
+        seen_low.add(low)
+        seen_high.add(high)
+    assert seen_low == seen_high == {False, True}
+
+
+def test_clamps_that_bite_reports_both_when_a_level_overflows():
+    """A level past the dtype's range (no grid gives one) is answered safely: both clamps bite."""
+    inv = np.float32(3e38)
+    for ends in [(0.0, 2.0), (-2.0, 0.0), (-2.0, 2.0)]:
+        with np.errstate(over="ignore"):
+            assert fast.clamps_that_bite(ends, inv, None, np.float32(1), np.float32(2), False) == (True, True)
+
+
+@pytest.mark.parametrize("work", [np.float32, np.float64])
+@pytest.mark.parametrize("case", ["origin-0", "origin-0-nearest", "origin", "array-bounds"])
+def test_round_values_clamps_biting_bounds_as_the_definition(work, case):
+    """``clip(⌊(x − lo)·inv + u⌋, kmin, kmax)·step + lo``, with bounds that the data's levels pass."""
+    from refqt.quant.rounding import uniform_from_codes
+
+    rng = np.random.default_rng(13)
+    x = (rng.standard_normal((16, 8)) * 4.0).astype(work)
+    inv, step = work(1.7), work(1.0) / work(1.7)
+    codes = None if case == "origin-0-nearest" else rng.integers(0, 2**16, x.shape).astype(np.uint16)
+    u = work(0.5) if codes is None else uniform_from_codes(codes, work)
+    lo = work(-3.25) if case == "origin" else None
+    if lo is not None:
+        x = np.maximum(x, lo)  # y_nonnegative: every (x − lo)·inv ≥ 0, the lower clamp may be skipped
+    # with an origin, kmax lies between the levels of max·inv and (max − lo)·inv: the origin must be used
+    kmin, kmax = (work(0.0), work(20.0)) if lo is not None else (work(-4.0), work(3.0))
+    levels = levels_by_definition(x, inv, lo, u)
+    assert (lo is not None or levels.min() < kmin) and levels.max() > kmax  # the clamps bite
+    want = np.clip(levels, kmin, kmax) * step + (work(0.0) if lo is None else lo)
+    ends = (float(x.min()), float(x.max()))
+    for given_ends in (ends, None):
+        if case == "array-bounds":
+            bounds = (np.full((1, 8), kmin), np.full((1, 8), kmax))
+            inv_a, step_a = np.full((1, 8), inv), np.full((1, 8), step)
+            args = (inv_a, step_a, *bounds)
+        else:
+            args = (inv, step, kmin, kmax)
+        out = np.empty_like(x)
+        fast.round_values(x, *args, lo, lo is not None, codes, out, given_ends)
+        np.testing.assert_array_equal(out, want, err_msg=f"{case} ends={given_ends}")
+
+
+@pytest.mark.parametrize("bits", [1, 16])
+def test_ptq_small_path_equals_the_reference_where_its_clamps_bite(bits):
+    """At 16 bits round-off puts the dominant end's level past ``kmax``; at 1 bit the grid has an origin."""
+    rng = np.random.default_rng(14)
+    q, bitten = PTQ(bits), 0
+    for trial in range(40):
+        x = rng.standard_normal((32, 32)) * 10.0 ** rng.integers(-3, 4) + rng.standard_normal() * (trial % 3)
+        x[::2] = x.max()  # many entries at the dominant end: some draw the noise that crosses the bound
+        x = (x if trial % 4 < 2 else -x).astype((np.float32, np.float64)[trial % 2])  # either end dominant
+        grid = q.small_grid((float(x.min()), float(x.max())), x.dtype)
+        bitten += any(fast.clamps_that_bite(grid.ends, grid.inv, grid.lo, grid.kmin, grid.kmax, False))
+        want = q.reference(x, np.random.default_rng(trial))
+        np.testing.assert_array_equal(q(x, np.random.default_rng(trial)), want)
+    assert bitten > 0 or bits == 1  # 1 bit: the grid with an origin, whose clamps do not bite
+
+
+def test_round_values_decides_a_stochastic_clamp_with_the_largest_noise():
+    """``y = 6.25``: ``⌊y + ½⌋ = 6 = kmax`` but ``⌊y + u⌋ = 7`` for ``u > ¾``: the clamp must act."""
+    x = np.array([[0.5, 3.125]])
+    codes = np.array([[0, 2**16 - 1]], dtype=np.uint16)
+    out = np.empty_like(x)
+    fast.round_values(x, 2.0, 0.5, 0.0, 6.0, None, False, codes, out, (0.5, 3.125))
+    np.testing.assert_array_equal(out, [[0.5, 3.0]])
+
+
+def test_noise_code_helpers_name_themselves_and_split_three_streams_as_three_calls():
+    """``fresh_stream_codes`` is one fresh ``NoiseStream`` per size (here three); a bad rng is named."""
+    from refqt.quant.rounding import NoiseStream, fresh_stream_codes, noise_codes
+
+    sizes = (5, 3, 9)
+    got = fresh_stream_codes(np.random.default_rng(1), sizes)
+    rng = np.random.default_rng(1)
+    want = [NoiseStream(rng).take(n) for n in sizes]
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g, w)
+    with pytest.raises(TypeError, match=r"^fresh_stream_codes: rng"):
+        fresh_stream_codes(1, (2,))
+    with pytest.raises(TypeError, match=r"^noise_codes: rng"):
+        noise_codes(1, 2)
+
+
+@pytest.mark.parametrize("shape", [(6, 4), (2, 3, 2, 2)])
+def test_a_per_channel_range_too_wide_is_refused_naming_the_quantizer(shape):
+    """The per-channel grid refuses a range past the dtype, naming PSQ, on the fast and the reference path."""
+    x = np.zeros(shape)
+    x[(0,) * x.ndim], x[(1,) + (0,) * (x.ndim - 1)] = -1.7e308, 1.7e308  # channel 0 of two samples
+    q = PSQ(4, axis="column")
+    with pytest.raises(NonFiniteInputError, match="PSQ"):
+        q(x, np.random.default_rng(0))
+    with pytest.raises(NonFiniteInputError, match="PSQ"):
+        q.reference(x, np.random.default_rng(0))
