@@ -31,7 +31,7 @@ from refqt.backend import check_generator
 from refqt.quant import fast
 from refqt.quant.base import GradientQuantizer
 from refqt.quant.checks import NonFiniteInputError, check_finite_ranges, check_float_array, work_dtype
-from refqt.quant.psq import PSQ, channel_layout
+from refqt.quant.psq import PSQ, channels_of_columns
 from refqt.quant.ptq import PTQ
 from refqt.quant.rounding import fresh_stream_codes
 
@@ -104,7 +104,7 @@ def _psq_grids(q_b: PSQ, q_w: PSQ, x2: np.ndarray, work: Any, shape_w: tuple[int
         if column_ranges is None:
             mins, maxs = q_w._channel_ranges(x2, True, shape_w)
         else:
-            mins, maxs = channels_of_columns(*column_ranges, shape_w)
+            mins, maxs = channels_of_columns(*column_ranges, shape_w, np)
         return q_w._grid_of_ranges(mins, maxs, shape_w, work, fast_path=True)
 
     return grid_b, grid_w, fast.round_small
@@ -135,12 +135,3 @@ def _row_and_column_ranges(
     check_finite_ranges(q_b.label, mins, maxs, (n, d))
     return mins, maxs, (xt.min(axis=1), xt.max(axis=1))
 
-
-def channels_of_columns(
-    mins: np.ndarray, maxs: np.ndarray, shape: tuple[int, ...]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel ``(min, max)``, (C,) each, from the (C·S,) column ranges of an input of ``shape``."""
-    _, c, s = channel_layout(shape)
-    if s == 1:
-        return mins, maxs
-    return mins.reshape(c, s).min(axis=1), maxs.reshape(c, s).max(axis=1)

@@ -47,6 +47,17 @@ def channel_layout(shape: tuple[int, ...]) -> tuple[int, int, int]:
     return n, c, s
 
 
+def channels_of_columns(mins: Any, maxs: Any, shape: tuple[int, ...], xp: Any) -> tuple[Any, Any]:
+    """Per-channel ``(min, max)``, (C,) each, from the (C·S,) column ranges of an input of ``shape``.
+
+    ``xp``: the arrays' namespace (plain ``numpy`` on the fast path, which skips the array-API wrappers).
+    """
+    _, c, s = channel_layout(shape)
+    if s == 1:
+        return mins, maxs
+    return xp.min(xp.reshape(mins, (c, s)), axis=1), xp.max(xp.reshape(maxs, (c, s)), axis=1)
+
+
 class PSQ(GradientQuantizer):
     """Per-sample quantizer, ``PSQ(bits)``; ``PSQ(bits, axis="channel")`` per channel (axis 1).
 
@@ -89,9 +100,7 @@ class PSQ(GradientQuantizer):
             mins, maxs = self._ranges(xp.reshape(y2, (n * c, s)), fast_path, axis=1)  # per (sample, channel)
             return xp.min(xp.reshape(mins, (n, c)), axis=0), xp.max(xp.reshape(maxs, (n, c)), axis=0)
         mins, maxs = self._ranges(y2, fast_path, axis=0)  # (C·S,): per (channel, position)
-        if s == 1:
-            return mins, maxs
-        return xp.min(xp.reshape(mins, (c, s)), axis=1), xp.max(xp.reshape(maxs, (c, s)), axis=1)
+        return channels_of_columns(mins, maxs, shape, xp)
 
     def _grid(self, y2: Any, fast_path: bool, shape: tuple[int, ...]) -> AffineGrid:
         if self.axis == "row":
